@@ -1,0 +1,159 @@
+"""The only module that starts CASA.
+
+CASA always runs in a subprocess of a worker (never in the web process, never in the
+Celery process itself): CASA can segfault, leaks memory and keeps global state. The child
+gets a minimal environment without secrets, the project's site config, one OpenMP thread,
+its own process group and a wall-clock limit.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+KILL_GRACE_SECONDS = 5.0
+
+
+class CasaUnavailable(RuntimeError):
+    """CASA cannot be started or does not import."""
+
+
+@dataclass(frozen=True)
+class CasaResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that killed the process, if any (negative return code)."""
+        return -self.returncode if self.returncode < 0 else None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def casa_python() -> str:
+    return settings.CASA_PYTHON or sys.executable
+
+
+def casa_environment() -> dict[str, str]:
+    """A minimal environment: nothing from the web/worker environment leaks in (no secrets)."""
+    home = Path(settings.CASA_HOME)
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": f"{Path(casa_python()).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "CASASITECONFIG": str(settings.CASA_SITECONFIG),
+        # Without this, two CASA processes on 2 cores oversubscribe and tclean runs 5x slower.
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(settings.BASE_DIR),
+    }
+
+
+def start_casa(
+    code: str, *, cwd: Path, args: Sequence[str] = (), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+) -> subprocess.Popen:
+    """Start `python -c code args...` as CASA's interpreter in `cwd`, in a new process group."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [casa_python(), "-c", code, *args],
+        cwd=cwd,
+        env=casa_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_SECONDS) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace`."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_casa(code: str, *, cwd: Path, timeout: float, args: Sequence[str] = ()) -> CasaResult:
+    """Run `code` in a CASA subprocess and wait for it (or kill it at `timeout`)."""
+    started = time.perf_counter()
+    try:
+        proc = start_casa(code, cwd=cwd, args=args)
+    except OSError as exc:
+        raise CasaUnavailable(f"cannot start the CASA interpreter {casa_python()!r}: {exc}") from exc
+    timed_out = False
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        kill_group(proc)
+        stdout, stderr = proc.communicate()
+    return CasaResult(proc.returncode, stdout, stderr, time.perf_counter() - started, timed_out)
+
+
+CHECK_CODE = """
+import json, time
+t0 = time.perf_counter()
+import casatools, casatasks
+from casatools import ctsys
+print("CASA_CHECK " + json.dumps({
+    "casatools": casatools.version_string(),
+    "casatasks": casatasks.version_string(),
+    "data_path": ctsys.rundata(),
+    "import_seconds": round(time.perf_counter() - t0, 3),
+}))
+"""
+
+
+def check(timeout: float = 120.0) -> dict:
+    """Start CASA once, report versions and data path, and cache the answer for the health page."""
+    cwd = Path(settings.VAR_DIR) / "casa-check"
+    result = run_casa(CHECK_CODE, cwd=cwd, timeout=timeout)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("CASA_CHECK ")), None)
+    if not result.ok or line is None:
+        reason = "timed out" if result.timed_out else f"exit code {result.returncode}"
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise CasaUnavailable(
+            f"CASA did not start ({reason}) with {casa_python()}: "
+            + " | ".join(tail)
+            + " -- install it with `make run` / `pip install -r requirements.txt`."
+        )
+    info = json.loads(line.removeprefix("CASA_CHECK "))
+    info["total_seconds"] = round(result.seconds, 3)
+    info["checked_at"] = time.time()
+    cache = Path(settings.CASA_CHECK_CACHE)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(info, indent=1))
+    return info
+
+
+def cached_check() -> dict | None:
+    """The last `check()` answer, or None when CASA has not been checked on this machine."""
+    try:
+        return json.loads(Path(settings.CASA_CHECK_CACHE).read_text())
+    except (OSError, ValueError):
+        return None

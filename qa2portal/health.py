@@ -1,0 +1,89 @@
+"""What the health page reports: database, broker and workers, CASA, DATA_ROOT space.
+
+Each check catches its own failure and says what is wrong, so a broken dependency
+shows up on the page instead of as a 500.
+"""
+
+import shutil
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import connection
+
+from calibration import casa
+from qa2portal.celery import app as celery_app
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    summary: str
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for display."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def database_check() -> Check:
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means "unreachable" here
+        return Check("Database", False, f"{engine} unreachable: {exc}", {"engine": engine})
+    return Check("Database", True, f"{engine} reachable", {"engine": engine, "vendor": connection.vendor})
+
+
+def broker_check(timeout: float = 2.0) -> Check:
+    url = settings.CELERY_BROKER_URL
+    kind = urlsplit(url).scheme or url
+    details: dict[str, object] = {"kind": kind, "url": redact(url)}
+    try:
+        with celery_app.connection_for_write(url) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:
+        return Check("Broker and workers", False, f"{kind} broker unreachable: {exc}", details)
+    try:
+        replies = celery_app.control.inspect(timeout=timeout).ping() or {}
+    except Exception as exc:
+        return Check("Broker and workers", False, f"{kind} broker up, worker ping failed: {exc}", details)
+    details["workers"] = sorted(replies)
+    if not replies:
+        return Check("Broker and workers", False, f"{kind} broker up, no worker answered the ping", details)
+    return Check("Broker and workers", True, f"{kind} broker up, {len(replies)} worker(s) alive", details)
+
+
+def casa_check() -> Check:
+    info = casa.cached_check()
+    if info is None:
+        return Check("CASA", False, "not checked yet: run `manage.py casa_check`", {})
+    summary = f"casatools {info['casatools']}, casatasks {info['casatasks']}"
+    return Check("CASA", True, summary, info)
+
+
+def data_root_check() -> Check:
+    root = settings.DATA_ROOT
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        usage = shutil.disk_usage(root)
+    except OSError as exc:
+        return Check("DATA_ROOT", False, f"{root}: {exc}", {"path": str(root)})
+    free_gb = usage.free / 1e9
+    details = {"path": str(root), "free_gb": round(free_gb, 1), "total_gb": round(usage.total / 1e9, 1)}
+    # A single ALMA MOUS can need tens of GB of scratch space.
+    ok = free_gb >= 10
+    summary = f"{free_gb:.1f} GB free of {usage.total / 1e9:.1f} GB" + ("" if ok else " (low)")
+    return Check("DATA_ROOT", ok, summary, details)
+
+
+def all_checks() -> list[Check]:
+    return [database_check(), broker_check(), casa_check(), data_root_check()]

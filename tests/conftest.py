@@ -1,0 +1,196 @@
+"""Test harness: real PostgreSQL, a real Celery worker over real Redis, real CASA, real Chromium."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Sync Playwright runs an event loop in the test thread; Django must allow ORM calls there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if engine != "django.db.backends.postgresql":
+        pytest.exit(
+            f"the suite needs PostgreSQL (row locks, concurrency), got {engine}. "
+            "Run it with `make test`, or set DATABASE_URL=postgres://...",
+            returncode=2,
+        )
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.exit("the suite needs Redis as broker: run `make test` or set CELERY_BROKER_URL", returncode=2)
+
+
+# --- folders ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def session_data_root(tmp_path_factory) -> Path:
+    """DATA_ROOT of the worker process; each test gets its own folder below it."""
+    return tmp_path_factory.mktemp("data_root")
+
+
+@pytest.fixture(autouse=True)
+def data_root(settings, session_data_root, tmp_path, request) -> Path:
+    root = session_data_root / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
+    root.mkdir()
+    settings.DATA_ROOT = root
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return root
+
+
+@pytest.fixture(scope="session")
+def casa_info(tmp_path_factory) -> dict:
+    """Run the real `casa_check` once per session (the health page shows its cache)."""
+    from calibration import casa
+
+    return casa.check()
+
+
+# --- Celery ----------------------------------------------------------------------------
+def _database_url_for_worker() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, proc: subprocess.Popen, name: str, log: Path) -> None:
+        self.proc, self.name, self.log = proc, name, log
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _start_worker(env_extra: dict[str, str], log: Path, name: str) -> subprocess.Popen:
+    from django.conf import settings
+
+    env = {**os.environ, **env_extra}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "qa2portal",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "-Q",
+            ",".join(settings.WORKER_QUEUES),
+            "-c",
+            "1",
+            "-n",
+            name,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_for_worker(name: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    from qa2portal.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        replies = app.control.inspect(destination=[name], timeout=1.0).ping() or {}
+        if name in replies:
+            return
+    raise RuntimeError(f"worker {name} did not answer a ping in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, session_data_root, tmp_path_factory):
+    """A real `celery worker` subprocess on the real Redis and the test database."""
+    from django.conf import settings
+
+    from qa2portal.celery import app
+
+    with django_db_blocker.unblock():
+        database_url = _database_url_for_worker()
+    app.control.purge()
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        "DATABASE_URL": database_url,
+        "DATA_ROOT": str(session_data_root),
+        "QA2_VAR_DIR": str(settings.VAR_DIR),
+    }
+    proc = _start_worker(env, log, name)
+    try:
+        _wait_for_worker(name, proc, log)
+        yield WorkerProcess(proc, name, log)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+
+
+# --- browser ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's chromium, never a downloaded browser; flags for a closed network as root."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture
+def login(page, live_server):
+    """Log `page` in through the real login form; returns a function (username, password)."""
+
+    def do_login(username: str, password: str) -> None:
+        page.goto(f"{live_server.url}/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+
+    return do_login
+
+
+@pytest.fixture
+def demo_accounts(db):
+    from assignments.services import ensure_demo_accounts
+
+    return {a.username: a for a in ensure_demo_accounts()}
+
+
+@pytest.fixture
+def free_port() -> Iterator[int]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port
