@@ -8,7 +8,7 @@ export OMP_NUM_THREADS := 1
 # The suite runs against real PostgreSQL and Redis on this machine (override if elsewhere).
 TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/qa2portal} \
             CELERY_BROKER_URL=$${TEST_BROKER_URL:-redis://127.0.0.1:6379/15} \
-            QA2_VAR_DIR=$(CURDIR)/var/test
+            QA2_VAR_DIR=$${TEST_VAR_DIR:-$(CURDIR)/var/test}
 
 .PHONY: run test bench lint format install install-dev services clean
 

@@ -1,6 +1,25 @@
+"""The QA2 domain: projects, MOUS, execution blocks, people, and the one QA2 state machine."""
+
+import re
+
 from django.conf import settings
-from django.core.validators import RegexValidator
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models, transaction
+from django.utils import timezone
+
+PROJECT_CODE_RE = re.compile(r"^\d{4}\.\d\.\d{5}\.[A-Z]{1,3}$")  # 2019.1.01234.S
+ALMA_UID_RE = re.compile(r"^uid://A\d{3}/X[0-9A-Za-z]+/X[0-9A-Za-z]+$")  # uid://A001/X13e/X1fe
+
+validate_project_code = RegexValidator(
+    PROJECT_CODE_RE, "A project code looks like 2019.1.01234.S (year.cycle.number.type)."
+)
+validate_alma_uid = RegexValidator(ALMA_UID_RE, "An ALMA uid looks like uid://A001/X13e/X1fe.")
+
+
+def uid_to_folder(uid: str) -> str:
+    """uid://A001/X13e/X1fe -> uid___A001_X13e_X1fe (the seeds' folder naming)."""
+    return uid.replace(":", "_").replace("/", "_")
 
 
 class Person(models.Model):
@@ -31,3 +50,303 @@ class Person(models.Model):
     @property
     def is_manager(self) -> bool:
         return self.role in self.MANAGER_ROLES
+
+
+class Project(models.Model):
+    """An ALMA observing project (its PI and co-Is decide conflicts of interest)."""
+
+    code = models.CharField(max_length=20, unique=True, validators=[validate_project_code])
+    title = models.CharField(max_length=300, blank=True)
+    cycle = models.PositiveSmallIntegerField(help_text="ALMA cycle, e.g. 7 for 2019.1.")
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def clean(self) -> None:
+        if self.code and PROJECT_CODE_RE.match(self.code) and not self.cycle:
+            self.cycle = cycle_from_code(self.code)
+
+
+def cycle_from_code(code: str) -> int:
+    """2019.1.xxxxx.S -> cycle 7 (2012.1 was cycle 1; .A codes are supplemental calls)."""
+    return int(code[:4]) - 2012 + (1 if code[5] == "1" else 0)
+
+
+class Investigator(models.Model):
+    """The project's PI or a co-I; linked to a qa2portal user when they also have an account."""
+
+    class Role(models.TextChoices):
+        PI = "pi", "PI"
+        COI = "coi", "co-I"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="investigators")
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    role = models.CharField(max_length=3, choices=Role.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["project", "role", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_role_display()} of {self.project})"
+
+
+class MousState(models.TextChoices):
+    NEW = "NEW", "New"
+    ASSIGNED = "ASSIGNED", "Assigned"
+    CALIBRATING = "CALIBRATING", "Calibrating"
+    IMAGING = "IMAGING", "Imaging"
+    READY_FOR_REVIEW = "READY_FOR_REVIEW", "Ready for review"
+    REVIEWING = "REVIEWING", "Reviewing"
+    QA2_PASS = "QA2_PASS", "QA2 pass"
+    QA2_SEMIPASS = "QA2_SEMIPASS", "QA2 semipass"
+    QA2_FAIL = "QA2_FAIL", "QA2 fail"
+    DELIVERING = "DELIVERING", "Delivering"
+    DELIVERED = "DELIVERED", "Delivered"
+    FAILED_ARCHIVED = "FAILED_ARCHIVED", "Failed (archived)"
+    BLOCKED = "BLOCKED", "Blocked"
+
+
+S = MousState
+# The whole QA2 lifecycle (modelled on ALMA's OUS states). BLOCKED is reachable from every
+# active state and returns to the state it was blocked from (see Mous.transition).
+ACTIVE_STATES = frozenset(
+    {S.ASSIGNED, S.CALIBRATING, S.IMAGING, S.READY_FOR_REVIEW, S.REVIEWING, S.DELIVERING}
+)
+MOUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.NEW: frozenset({S.ASSIGNED}),
+    S.ASSIGNED: frozenset({S.CALIBRATING, S.BLOCKED}),
+    S.CALIBRATING: frozenset({S.IMAGING, S.READY_FOR_REVIEW, S.BLOCKED}),
+    S.IMAGING: frozenset({S.CALIBRATING, S.READY_FOR_REVIEW, S.BLOCKED}),
+    S.READY_FOR_REVIEW: frozenset({S.REVIEWING, S.CALIBRATING, S.BLOCKED}),
+    S.REVIEWING: frozenset({S.QA2_PASS, S.QA2_SEMIPASS, S.QA2_FAIL, S.BLOCKED}),
+    S.QA2_PASS: frozenset({S.DELIVERING}),
+    S.QA2_SEMIPASS: frozenset({S.DELIVERING}),
+    S.QA2_FAIL: frozenset({S.ASSIGNED, S.FAILED_ARCHIVED}),
+    S.DELIVERING: frozenset({S.DELIVERED, S.BLOCKED}),
+    S.DELIVERED: frozenset(),
+    S.FAILED_ARCHIVED: frozenset(),
+    S.BLOCKED: frozenset(ACTIVE_STATES),  # narrowed to the state it came from at run time
+}
+TERMINAL_STATES = frozenset(state for state, targets in MOUS_TRANSITIONS.items() if not targets)
+
+
+class InvalidTransition(Exception):
+    """The state machine does not allow this move; carries the allowed moves for a 409 answer."""
+
+    def __init__(self, current: str, new: str, allowed: frozenset[str]) -> None:
+        self.current, self.new, self.allowed = current, new, sorted(allowed)
+        super().__init__(
+            f"cannot go from {current} to {new}; allowed from {current}: {', '.join(self.allowed) or 'none'}"
+        )
+
+
+class Mous(models.Model):
+    """A member observing unit set: the unit a reducer calibrates, images and delivers."""
+
+    class Array(models.TextChoices):
+        TWELVE_M_EXTENDED = "TE", "12m (_TE)"
+        TWELVE_M_COMPACT = "TC", "12m compact (_TC)"
+        SEVEN_M = "7M", "7m (_7m)"
+        TOTAL_POWER = "TP", "Total power (TP)"
+
+    class Goal(models.TextChoices):
+        CONTINUUM = "continuum", "Continuum"
+        LINE = "line", "Line"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="mous_set")
+    uid = models.CharField("MOUS uid", max_length=64, unique=True, validators=[validate_alma_uid])
+    sb_name = models.CharField("SB name", max_length=120)
+    science_goal = models.CharField(max_length=120, blank=True)
+    array = models.CharField(max_length=2, choices=Array.choices)
+    band = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)], help_text="ALMA band 1-10.")
+    representative_frequency_ghz = models.FloatField(null=True, blank=True)
+    requested_rms_mjy = models.FloatField("requested rms (mJy/beam)", null=True, blank=True)
+    rms_bandwidth_mhz = models.FloatField("bandwidth for the rms (MHz)", null=True, blank=True)
+    resolution_min_arcsec = models.FloatField("min angular resolution (arcsec)", null=True, blank=True)
+    resolution_max_arcsec = models.FloatField("max angular resolution (arcsec)", null=True, blank=True)
+    goal = models.CharField(max_length=10, choices=Goal.choices, default=Goal.CONTINUUM)
+    due_date = models.DateField(null=True, blank=True)
+    jira_key = models.CharField(max_length=32, blank=True)
+    pipeline_failed = models.BooleanField(default=False)
+    weblog_url = models.URLField(blank=True)
+    bandwidth_switching = models.BooleanField(default=False)
+    long_baseline = models.BooleanField(default=False)
+    polarization = models.BooleanField(default=False)
+    solar = models.BooleanField(default=False)
+    ephemeris = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    state = models.CharField(max_length=16, choices=MousState.choices, default=MousState.NEW)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    blocked_from = models.CharField(max_length=16, choices=MousState.choices, blank=True)
+    blocked_reason = models.TextField(blank=True)
+    assignee = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.PROTECT, related_name="assigned_mous"
+    )
+    # Optimistic locking: every edit bumps it; an edit based on an older version gets 412.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["uid"]
+        verbose_name = "MOUS"
+        verbose_name_plural = "MOUS"
+        indexes = [models.Index(fields=["state", "state_changed_at"]), models.Index(fields=["due_date"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(requested_rms_mjy__isnull=True) | models.Q(requested_rms_mjy__gt=0),
+                name="mous_rms_positive",
+            ),
+            models.CheckConstraint(condition=models.Q(band__gte=1, band__lte=10), name="mous_band_1_10"),
+        ]
+
+    def __str__(self) -> str:
+        return self.uid
+
+    def clean(self) -> None:
+        errors = {}
+        if self.band is not None and not 1 <= self.band <= 10:
+            errors["band"] = "ALMA bands are 1 to 10."
+        if self.requested_rms_mjy is not None and self.requested_rms_mjy <= 0:
+            errors["requested_rms_mjy"] = "The requested rms must be positive."
+        if self.rms_bandwidth_mhz is not None and self.rms_bandwidth_mhz <= 0:
+            errors["rms_bandwidth_mhz"] = "The rms bandwidth must be positive."
+        lo, hi = self.resolution_min_arcsec, self.resolution_max_arcsec
+        if (lo is not None and lo <= 0) or (hi is not None and hi <= 0):
+            errors["resolution_min_arcsec"] = "Angular resolutions must be positive."
+        elif lo is not None and hi is not None and lo > hi:
+            errors["resolution_min_arcsec"] = "The minimum resolution is larger than the maximum."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def folder_name(self) -> str:
+        """<project code>_<MOUS uid with '/' and ':' as '_'> (the seeds' naming)."""
+        return f"{self.project.code}_{uid_to_folder(self.uid)}"
+
+    def allowed_transitions(self) -> frozenset[str]:
+        if self.state == MousState.BLOCKED:
+            return frozenset({self.blocked_from}) if self.blocked_from else frozenset()
+        return MOUS_TRANSITIONS[self.state]
+
+    def transition(self, new: str, *, by=None, note: str = "", expected_version: int | None = None):
+        """Move to `new` under a row lock and write the audit row in the same transaction.
+
+        Every path (page, API, webhook, worker) goes through here. Raises InvalidTransition
+        when the table forbids the move, StaleVersion when `expected_version` is outdated.
+        """
+        with transaction.atomic():
+            # Lock the row: two DRMs clicking at once must not both win.
+            locked = Mous.objects.select_for_update(no_key=True).get(pk=self.pk)
+            if expected_version is not None and locked.version != expected_version:
+                raise StaleVersion(locked.version, expected_version)
+            if new not in locked.allowed_transitions():
+                raise InvalidTransition(locked.state, new, locked.allowed_transitions())
+            if new == MousState.BLOCKED and not note.strip():
+                raise ValidationError({"note": "Blocking needs a reason."})
+            change = StateChange.objects.create(
+                mous=locked, old_state=locked.state, new_state=new, changed_by=by, note=note
+            )
+            locked.blocked_from = locked.state if new == MousState.BLOCKED else ""
+            locked.blocked_reason = note if new == MousState.BLOCKED else ""
+            locked.state, locked.state_changed_at = new, change.created_at
+            locked.version += 1
+            locked.save(
+                update_fields=["state", "state_changed_at", "blocked_from", "blocked_reason", "version"]
+            )
+        for field in ("state", "state_changed_at", "blocked_from", "blocked_reason", "version"):
+            setattr(self, field, getattr(locked, field))
+        return change
+
+
+TRANSITION_FIELDS = ["state", "state_changed_at", "blocked_from", "blocked_reason", "version"]
+
+
+class StaleVersion(Exception):
+    """Optimistic-lock failure: the client edited an older version of the row (HTTP 412)."""
+
+    def __init__(self, current: int, expected: int) -> None:
+        self.current, self.expected = current, expected
+        super().__init__(f"the MOUS changed meanwhile (version {current}, you had {expected}); reload it")
+
+
+class StateChange(models.Model):
+    """One row per lifecycle move: the audit trail behind the whiteboard and the timeline."""
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="state_changes")
+    old_state = models.CharField(max_length=16, choices=MousState.choices)
+    new_state = models.CharField(max_length=16, choices=MousState.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.mous}: {self.old_state} -> {self.new_state}"
+
+
+class ExecutionBlock(models.Model):
+    """One observation of a MOUS; calibrated in its own Calibration_<uid tail> folder."""
+
+    class DataStatus(models.TextChoices):
+        EXPECTED = "expected", "Expected (not yet on disk)"
+        PRESENT = "present", "Present"
+        MISSING = "missing", "Missing"
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="execution_blocks")
+    uid = models.CharField("EB uid", max_length=64, unique=True, validators=[validate_alma_uid])
+    observed_at = models.DateTimeField(null=True, blank=True)
+    data_status = models.CharField(max_length=10, choices=DataStatus.choices, default=DataStatus.EXPECTED)
+    # The raw data (ASDM or MS) path relative to the EB's calibration folder, e.g. uid___A002_X1_X2.ms
+    data_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["mous", "observed_at", "uid"]
+        verbose_name = "execution block"
+
+    def __str__(self) -> str:
+        return self.uid
+
+    @property
+    def uid_tail(self) -> str:
+        return self.uid.rsplit("/", 1)[-1]
+
+    @property
+    def folder_name(self) -> str:
+        """Calibration_<last part of the EB uid> (the seeds' naming)."""
+        return f"Calibration_{self.uid_tail}"
+
+    @property
+    def ms_name(self) -> str:
+        """The MS the standard script imports to: uid___A002_X1_X2.ms."""
+        return f"{uid_to_folder(self.uid)}.ms"
+
+
+class Assignment(models.Model):
+    """Assignment history: who reduced the MOUS, from when to when, and who decided it."""
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="assignments")
+    reducer = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="assignments")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-assigned_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.mous} -> {self.reducer}"
