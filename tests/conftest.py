@@ -194,3 +194,7 @@ def free_port() -> Iterator[int]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     yield port
+
+
+# Shared fixtures for simulated and real CASA data (built once per session, cached on disk).
+pytest_plugins = ["tests.simdata"]
