@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 PROJECT_CODE_RE = re.compile(r"^\d{4}\.\d\.\d{5}\.[A-Z]{1,3}$")  # 2019.1.01234.S
@@ -121,7 +122,7 @@ ACTIVE_STATES = frozenset(
 )
 MOUS_TRANSITIONS: dict[str, frozenset[str]] = {
     S.NEW: frozenset({S.ASSIGNED}),
-    S.ASSIGNED: frozenset({S.CALIBRATING, S.BLOCKED}),
+    S.ASSIGNED: frozenset({S.CALIBRATING, S.NEW, S.BLOCKED}),  # -> NEW only by unassigning
     S.CALIBRATING: frozenset({S.IMAGING, S.READY_FOR_REVIEW, S.BLOCKED}),
     S.IMAGING: frozenset({S.CALIBRATING, S.READY_FOR_REVIEW, S.BLOCKED}),
     S.READY_FOR_REVIEW: frozenset({S.REVIEWING, S.CALIBRATING, S.BLOCKED}),
@@ -136,6 +137,46 @@ MOUS_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 TERMINAL_STATES = frozenset(state for state, targets in MOUS_TRANSITIONS.items() if not targets)
 
+# The moves a reducer or data analyst may make on a MOUS assigned to them (work, ask for
+# review, flag a processing problem). Everything else in the table is a DRM decision.
+REDUCER_WORK_STATES = frozenset({S.ASSIGNED, S.CALIBRATING, S.IMAGING, S.READY_FOR_REVIEW})
+REDUCER_TARGETS = frozenset({S.CALIBRATING, S.IMAGING, S.READY_FOR_REVIEW, S.BLOCKED})
+
+# What each state waits for: the "needs next" column of My work and the MOUS page.
+NEXT_ACTION: dict[str, str] = {
+    S.NEW: "DRM: assign a reducer",
+    S.ASSIGNED: "Reducer: generate or upload the calibration scripts and start calibrating",
+    S.CALIBRATING: "Reducer: run the calibration steps and check the diagnostics",
+    S.IMAGING: "Reducer: image and compare rms and beam with the request",
+    S.READY_FOR_REVIEW: "DRM: start the QA2 review",
+    S.REVIEWING: "DRM: set QA2 pass, semipass or fail",
+    S.QA2_PASS: "DRM: start delivery",
+    S.QA2_SEMIPASS: "DRM: start delivery",
+    S.QA2_FAIL: "DRM: reassign for reprocessing or archive as failed",
+    S.DELIVERING: "DRM: confirm delivery",
+    S.DELIVERED: "Nothing: delivered",
+    S.FAILED_ARCHIVED: "Nothing: archived as failed",
+    S.BLOCKED: "Resolve the blocking problem, then unblock",
+}
+
+
+def person_of(user) -> "Person | None":
+    """The Person row of a signed-in user, or None (anonymous or no role yet)."""
+    if user is None or not user.is_authenticated:
+        return None
+    try:
+        return user.person
+    except Person.DoesNotExist:
+        return None
+
+
+def user_is_manager(user) -> bool:
+    """DRMs and deputies decide everything; superusers count as managers (site admins)."""
+    if user is None or not user.is_authenticated:
+        return False
+    person = person_of(user)
+    return bool(user.is_superuser or (person is not None and person.is_manager))
+
 
 class InvalidTransition(Exception):
     """The state machine does not allow this move; carries the allowed moves for a 409 answer."""
@@ -145,6 +186,45 @@ class InvalidTransition(Exception):
         super().__init__(
             f"cannot go from {current} to {new}; allowed from {current}: {', '.join(self.allowed) or 'none'}"
         )
+
+
+class TransitionForbidden(PermissionError):
+    """The move exists in the table but this user's role may not make it (HTTP 403)."""
+
+
+class MousQuerySet(models.QuerySet):
+    def for_whiteboard(self) -> "MousQuerySet":
+        """Every column of the whiteboard in one query: counts and latest run as subqueries.
+
+        Correlated subqueries (not JOIN + GROUP BY) so PostgreSQL evaluates them only for the
+        rows of the page it returns, whatever the number of EBs and runs.
+        """
+        eb_count = (
+            ExecutionBlock.objects.filter(mous=models.OuterRef("pk"))
+            .order_by()
+            .values("mous")
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
+        return self.select_related("project", "assignee__user").annotate(
+            eb_count=Coalesce(models.Subquery(eb_count), 0),
+            latest_run_status=latest_run_status_subquery(),
+        )
+
+
+def latest_run_status_subquery() -> models.Expression:
+    """Status of the MOUS's newest calibration run, or NULL when it has none.
+
+    The Run model lives in calibration, which imports this module: resolve it lazily.
+    """
+    from django.apps import apps
+
+    try:
+        run_model = apps.get_model("calibration", "Run")
+    except LookupError:
+        return models.Value(None, output_field=models.CharField())
+    latest = run_model.objects.filter(mous=models.OuterRef("pk")).order_by("-created_at", "-pk")
+    return models.Subquery(latest.values("status")[:1])
 
 
 class Mous(models.Model):
@@ -194,6 +274,8 @@ class Mous(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = MousQuerySet.as_manager()
+
     class Meta:
         ordering = ["uid"]
         verbose_name = "MOUS"
@@ -231,16 +313,52 @@ class Mous(models.Model):
         """<project code>_<MOUS uid with '/' and ':' as '_'> (the seeds' naming)."""
         return f"{self.project.code}_{uid_to_folder(self.uid)}"
 
+    @property
+    def next_action(self) -> str:
+        return NEXT_ACTION[self.state]
+
     def allowed_transitions(self) -> frozenset[str]:
         if self.state == MousState.BLOCKED:
             return frozenset({self.blocked_from}) if self.blocked_from else frozenset()
         return MOUS_TRANSITIONS[self.state]
 
-    def transition(self, new: str, *, by=None, note: str = "", expected_version: int | None = None):
+    def is_assigned_to(self, user) -> bool:
+        person = person_of(user)
+        return person is not None and self.assignee_id == person.pk
+
+    def may_move(self, user, new: str) -> bool:
+        """Whether `user`'s role allows the move (the table is checked separately)."""
+        if user_is_manager(user):
+            return True
+        if not self.is_assigned_to(user):
+            return False
+        if self.state == MousState.BLOCKED:  # unblocking back to where the reducer was working
+            return self.blocked_from in REDUCER_WORK_STATES and new == self.blocked_from
+        return self.state in REDUCER_WORK_STATES and new in REDUCER_TARGETS
+
+    def moves_for(self, user) -> list[str]:
+        """The moves `user` may make now, in lifecycle order (the buttons on the MOUS page)."""
+        # NEW is reached by unassigning and ASSIGNED by assigning (own forms), except
+        # QA2_FAIL -> ASSIGNED: reprocessing by the reducer already assigned.
+        allowed = self.allowed_transitions() - {MousState.NEW}
+        if self.state != MousState.QA2_FAIL or self.assignee_id is None:
+            allowed = allowed - {MousState.ASSIGNED}
+        return [s for s in MousState.values if s in allowed and self.may_move(user, s)]
+
+    def transition(
+        self,
+        new: str,
+        *,
+        by=None,
+        note: str = "",
+        expected_version: int | None = None,
+        check_role: bool = False,
+    ):
         """Move to `new` under a row lock and write the audit row in the same transaction.
 
         Every path (page, API, webhook, worker) goes through here. Raises InvalidTransition
-        when the table forbids the move, StaleVersion when `expected_version` is outdated.
+        when the table forbids the move, StaleVersion when `expected_version` is outdated,
+        TransitionForbidden when `check_role` and `by` may not make this move.
         """
         with transaction.atomic():
             # Lock the row: two DRMs clicking at once must not both win.
@@ -249,8 +367,17 @@ class Mous(models.Model):
                 raise StaleVersion(locked.version, expected_version)
             if new not in locked.allowed_transitions():
                 raise InvalidTransition(locked.state, new, locked.allowed_transitions())
+            if check_role and not locked.may_move(by, new):
+                raise TransitionForbidden(
+                    f"only a DRM may move {locked.uid} from {locked.state} to {new}"
+                    + ("" if locked.is_assigned_to(by) else " (it is not assigned to you)")
+                )
             if new == MousState.BLOCKED and not note.strip():
                 raise ValidationError({"note": "Blocking needs a reason."})
+            if new == MousState.ASSIGNED and locked.assignee_id is None:
+                raise ValidationError({"to": "Assign a reducer first: ASSIGNED needs an assignee."})
+            if new == MousState.NEW and locked.assignee_id is not None:
+                raise ValidationError({"to": "Unassign the reducer to return the MOUS to NEW."})
             change = StateChange.objects.create(
                 mous=locked, old_state=locked.state, new_state=new, changed_by=by, note=note
             )
@@ -343,10 +470,21 @@ class Assignment(models.Model):
     )
     assigned_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-assigned_at", "-pk"]
+        constraints = [
+            # At most one open assignment per MOUS: the database backs the service's rule.
+            models.UniqueConstraint(
+                fields=["mous"],
+                condition=models.Q(ended_at__isnull=True),
+                name="assignment_one_open_per_mous",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.mous} -> {self.reducer}"
