@@ -317,6 +317,15 @@ class Mous(models.Model):
     def next_action(self) -> str:
         return NEXT_ACTION[self.state]
 
+    @property
+    def days_in_state(self) -> int:
+        return (timezone.now() - self.state_changed_at).days
+
+    @property
+    def days_to_due(self) -> int | None:
+        """Negative when overdue; None without a due date."""
+        return None if self.due_date is None else (self.due_date - timezone.localdate()).days
+
     def allowed_transitions(self) -> frozenset[str]:
         if self.state == MousState.BLOCKED:
             return frozenset({self.blocked_from}) if self.blocked_from else frozenset()

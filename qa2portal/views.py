@@ -9,12 +9,14 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from assignments.models import user_is_manager
 from qa2portal import health
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("health")
+    """DRMs land on the whiteboard, everyone else on their own work."""
+    return redirect("assignments-whiteboard" if user_is_manager(request.user) else "assignments-my-work")
 
 
 @login_required

@@ -1,0 +1,178 @@
+"""REST shapes of the assignments app: read serializers and explicit *Input serializers."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from assignments.models import (
+    Assignment,
+    ExecutionBlock,
+    Investigator,
+    Mous,
+    MousState,
+    Person,
+    Project,
+    StateChange,
+    validate_alma_uid,
+)
+from assignments.services import EDITABLE_FIELDS
+
+
+class InvestigatorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Investigator
+        fields = ["name", "email", "role"]
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    investigators = InvestigatorSerializer(many=True, read_only=True)
+    cycle = serializers.IntegerField(
+        required=False, min_value=0, help_text="derived from the code when omitted"
+    )
+
+    class Meta:
+        model = Project
+        fields = ["id", "code", "title", "cycle", "investigators"]
+
+
+class MousSerializer(serializers.ModelSerializer):
+    """One whiteboard row; expects Mous.objects.for_whiteboard() (no query per row)."""
+
+    project = serializers.CharField(source="project.code", read_only=True)
+    cycle = serializers.IntegerField(source="project.cycle", read_only=True)
+    assignee = serializers.CharField(source="assignee.user.username", read_only=True, default=None)
+    assignee_initials = serializers.CharField(source="assignee.initials", read_only=True, default=None)
+    eb_count = serializers.IntegerField(read_only=True)
+    latest_run_status = serializers.CharField(read_only=True, allow_null=True)
+    next_action = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Mous
+        fields = [
+            "id",
+            "uid",
+            "project",
+            "cycle",
+            *EDITABLE_FIELDS,
+            "state",
+            "state_changed_at",
+            "blocked_from",
+            "blocked_reason",
+            "assignee",
+            "assignee_initials",
+            "version",
+            "eb_count",
+            "latest_run_status",
+            "next_action",
+        ]
+        read_only_fields = fields
+
+
+class MousCreateInputSerializer(serializers.Serializer):
+    """A new MOUS; the model's own validation gives the field messages (service runs full_clean)."""
+
+    project = serializers.SlugRelatedField(slug_field="code", queryset=Project.objects.all())
+    uid = serializers.CharField(max_length=64, validators=[validate_alma_uid])
+    eb_uids = serializers.ListField(
+        child=serializers.CharField(max_length=64, validators=[validate_alma_uid]),
+        required=False,
+        default=list,
+    )
+    sb_name = serializers.CharField(max_length=120)
+    array = serializers.ChoiceField(choices=Mous.Array.choices)
+    band = serializers.IntegerField(min_value=1, max_value=10)
+    science_goal = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    representative_frequency_ghz = serializers.FloatField(required=False, allow_null=True)
+    requested_rms_mjy = serializers.FloatField(required=False, allow_null=True)
+    rms_bandwidth_mhz = serializers.FloatField(required=False, allow_null=True)
+    resolution_min_arcsec = serializers.FloatField(required=False, allow_null=True)
+    resolution_max_arcsec = serializers.FloatField(required=False, allow_null=True)
+    goal = serializers.ChoiceField(choices=Mous.Goal.choices, required=False)
+    due_date = serializers.DateField(required=False, allow_null=True)
+    jira_key = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+
+class MousEditInputSerializer(serializers.ModelSerializer):
+    """PATCH body: any editable field, plus the version you edited (or an If-Match header)."""
+
+    version = serializers.IntegerField(required=False, min_value=1, write_only=True)
+
+    class Meta:
+        model = Mous
+        fields = [*EDITABLE_FIELDS, "version"]
+        extra_kwargs = {name: {"required": False} for name in EDITABLE_FIELDS}
+
+
+class TransitionInputSerializer(serializers.Serializer):
+    to = serializers.ChoiceField(
+        choices=MousState.choices, error_messages={"invalid_choice": "{input} is no MOUS state."}
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ReducerField(serializers.SlugRelatedField):
+    """A Person given by username."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(
+            slug_field="user__username",
+            queryset=Person.objects.select_related("user"),
+            error_messages={"does_not_exist": "No person with username {value}."},
+            **kwargs,
+        )
+
+
+class AssignInputSerializer(serializers.Serializer):
+    reducer = ReducerField()
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+class UnassignInputSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+class BulkAssignInputSerializer(serializers.Serializer):
+    mous = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+    reducer = ReducerField()
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class ExecutionBlockSerializer(serializers.ModelSerializer):
+    mous = serializers.PrimaryKeyRelatedField(queryset=Mous.objects.all())
+
+    class Meta:
+        model = ExecutionBlock
+        fields = ["id", "uid", "mous", "observed_at", "data_status", "data_name"]
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    reducer = serializers.CharField(source="reducer.user.username")
+    assigned_by = serializers.CharField(source="assigned_by.username", default=None)
+    ended_by = serializers.CharField(source="ended_by.username", default=None)
+
+    class Meta:
+        model = Assignment
+        fields = ["id", "mous", "reducer", "assigned_by", "assigned_at", "ended_at", "ended_by", "note"]
+        read_only_fields = fields
+
+
+class StateChangeSerializer(serializers.ModelSerializer):
+    changed_by = serializers.CharField(source="changed_by.username", default=None)
+
+    class Meta:
+        model = StateChange
+        fields = ["id", "mous", "old_state", "new_state", "changed_by", "note", "created_at"]
+        read_only_fields = fields
+
+
+class ConflictSerializer(serializers.Serializer):
+    """Body of a 409 (illegal move, conflict of interest) or 412 (stale version)."""
+
+    detail = serializers.CharField()
+    current = serializers.CharField(required=False)
+    allowed = serializers.ListField(child=serializers.CharField(), required=False)
+    version = serializers.IntegerField(required=False)

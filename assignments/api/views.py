@@ -1,0 +1,300 @@
+"""REST API of the assignments app: thin viewsets, verbs as @actions that call the model or services."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from assignments import services
+from assignments.api import serializers as s
+from assignments.forms import PAGE_SIZES, WhiteboardFilter
+from assignments.models import (
+    Assignment,
+    ExecutionBlock,
+    InvalidTransition,
+    Mous,
+    Project,
+    StaleVersion,
+    StateChange,
+    TransitionForbidden,
+)
+from assignments.permissions import IsManager, IsManagerOrReadOnly, MayWorkOnMous
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "per_page"
+    max_page_size = max(PAGE_SIZES)
+
+
+class AssignmentsApiMixin:
+    """Token first, so an anonymous request is answered 401 with a WWW-Authenticate header
+    (with SessionAuthentication first DRF can only say 403); domain errors -> HTTP codes."""
+
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    pagination_class = Pagination
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Each domain error is raised inside an atomic block that has already rolled back:
+        # answering here (instead of re-raising) commits nothing.
+        if isinstance(exc, InvalidTransition):
+            body = {"detail": str(exc), "current": exc.current, "allowed": exc.allowed}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, StaleVersion):
+            body = {"detail": str(exc), "version": exc.current}
+            return Response(body, status=status.HTTP_412_PRECONDITION_FAILED)
+        if isinstance(exc, services.ConflictOfInterest):
+            body = {"detail": str(exc), "rule": "conflict-of-interest"}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, TransitionForbidden):
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        if isinstance(exc, DjangoValidationError):
+            exc = ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        return super().handle_exception(exc)
+
+
+def _mous_filter_parameters() -> list[OpenApiParameter]:
+    form = WhiteboardFilter()
+    return [
+        OpenApiParameter(name, OpenApiTypes.STR, description=str(field.help_text or field.label or name))
+        for name, field in form.fields.items()
+        if name != "per_page"
+    ]
+
+
+def _id_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit():
+        raise ValidationError({name: f"{name} must be a numeric id, got {raw!r}."})
+    return int(raw)
+
+
+def expected_version(request: Request, body_version: int | None) -> int | None:
+    """The version the client edited: If-Match: "<n>" (the ETag we sent) or `version` in the body."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header:
+        return body_version
+    tag = header.removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise ValidationError(
+            {"If-Match": f"If-Match must be the ETag of the MOUS, e.g. '\"3\"', got {header!r}."}
+        )
+    return int(tag)
+
+
+def _with_etag(response: Response, mous: Mous) -> Response:
+    response["ETag"] = f'"{mous.version}"'
+    return response
+
+
+class ProjectViewSet(AssignmentsApiMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """ALMA projects with their PI and co-Is; DRMs register new ones."""
+
+    queryset = Project.objects.prefetch_related("investigators").order_by("code")
+    serializer_class = s.ProjectSerializer
+    permission_classes = [IsAuthenticated, IsManagerOrReadOnly]
+
+    def perform_create(self, serializer: s.ProjectSerializer) -> None:
+        project = Project(**serializer.validated_data)
+        project.full_clean()
+        project.save()
+        serializer.instance = project
+
+
+@extend_schema_view(list=extend_schema(parameters=_mous_filter_parameters()))
+class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
+    """Every MOUS with its whiteboard columns; lifecycle verbs as actions."""
+
+    serializer_class = s.MousSerializer
+    permission_classes = [IsAuthenticated, MayWorkOnMous]
+
+    def get_permissions(self):
+        if self.action in ("create", "partial_update", "assign", "unassign", "bulk_assign"):
+            return [IsAuthenticated(), IsManager()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        queryset = Mous.objects.for_whiteboard()
+        if self.action != "list":
+            return queryset
+        form = WhiteboardFilter(self.request.query_params)
+        if not form.is_valid():
+            raise ValidationError(form.errors.get_json_data(escape_html=True))
+        return form.apply(queryset)
+
+    def _reload(self, mous: Mous) -> Mous:
+        return Mous.objects.for_whiteboard().get(pk=mous.pk)
+
+    def _answer(self, mous: Mous, code: int = status.HTTP_200_OK) -> Response:
+        mous = self._reload(mous)
+        return _with_etag(Response(s.MousSerializer(mous).data, status=code), mous)
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        mous = self.get_object()
+        return _with_etag(Response(self.get_serializer(mous).data), mous)
+
+    @extend_schema(request=s.MousCreateInputSerializer, responses={201: s.MousSerializer})
+    def create(self, request: Request) -> Response:
+        data = s.MousCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        mous = services.mous_create(
+            project=fields.pop("project"), eb_uids=fields.pop("eb_uids"), by=request.user, **fields
+        )
+        return self._answer(mous, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=s.MousEditInputSerializer,
+        responses={200: s.MousSerializer, 412: s.ConflictSerializer, 428: s.ConflictSerializer},
+        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        mous = self.get_object()
+        data = s.MousEditInputSerializer(mous, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        version = expected_version(request, changes.pop("version", None))
+        if version is None:
+            # Without the version an edit could silently overwrite another DRM's edit.
+            body = {"detail": 'Send If-Match: "<version>" (the ETag) or `version` with an edit.'}
+            return Response(body, status=status.HTTP_428_PRECONDITION_REQUIRED)
+        services.mous_edit(mous=mous, by=request.user, expected_version=version, changes=changes)
+        return self._answer(mous)
+
+    @extend_schema(
+        request=s.TransitionInputSerializer,
+        responses={200: s.MousSerializer, 409: s.ConflictSerializer, 412: s.ConflictSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str) -> Response:
+        """Move the MOUS along the lifecycle; 409 with the allowed moves when the table forbids it."""
+        mous = self.get_object()
+        data = s.TransitionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        mous.transition(
+            data.validated_data["to"],
+            by=request.user,
+            note=data.validated_data["note"],
+            expected_version=expected_version(request, data.validated_data.get("version")),
+            check_role=True,
+        )
+        return self._answer(mous)
+
+    @extend_schema(
+        request=s.AssignInputSerializer, responses={200: s.MousSerializer, 409: s.ConflictSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str) -> Response:
+        """Assign or reassign; refused (409) when the reducer is the project's PI or a co-I."""
+        mous = self.get_object()
+        data = s.AssignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.mous_assign(
+            mous=mous,
+            reducer=data.validated_data["reducer"],
+            by=request.user,
+            note=data.validated_data["note"],
+            expected_version=expected_version(request, data.validated_data.get("version")),
+        )
+        return self._answer(mous)
+
+    @extend_schema(request=s.UnassignInputSerializer, responses={200: s.MousSerializer})
+    @action(detail=True, methods=["post"])
+    def unassign(self, request: Request, pk: str) -> Response:
+        mous = self.get_object()
+        data = s.UnassignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.mous_unassign(
+            mous=mous,
+            by=request.user,
+            note=data.validated_data["note"],
+            expected_version=expected_version(request, data.validated_data.get("version")),
+        )
+        return self._answer(mous)
+
+    @extend_schema(request=s.BulkAssignInputSerializer, responses={200: s.MousSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="bulk-assign")
+    def bulk_assign(self, request: Request) -> Response:
+        """Assign several MOUS to one reducer, all or nothing."""
+        data = s.BulkAssignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.mous_bulk_assign(
+            mous_ids=data.validated_data["mous"],
+            reducer=data.validated_data["reducer"],
+            by=request.user,
+            note=data.validated_data["note"],
+        )
+        rows = Mous.objects.for_whiteboard().filter(pk__in=data.validated_data["mous"])
+        return Response(s.MousSerializer(rows, many=True).data)
+
+    @extend_schema(responses=s.StateChangeSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, pk: str) -> Response:
+        """The lifecycle timeline (audit rows), newest first."""
+        mous = self.get_object()
+        rows = StateChange.objects.filter(mous=mous).select_related("changed_by")
+        return Response(s.StateChangeSerializer(rows, many=True).data)
+
+
+@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("mous", OpenApiTypes.INT)]))
+class ExecutionBlockViewSet(AssignmentsApiMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Execution blocks; DRMs add them to a MOUS."""
+
+    serializer_class = s.ExecutionBlockSerializer
+    permission_classes = [IsAuthenticated, IsManagerOrReadOnly]
+
+    def get_queryset(self):
+        queryset = ExecutionBlock.objects.order_by("mous_id", "observed_at", "uid")
+        mous_id = _id_param(self.request, "mous") if self.action == "list" else None
+        return queryset if mous_id is None else queryset.filter(mous_id=mous_id)
+
+    def perform_create(self, serializer: s.ExecutionBlockSerializer) -> None:
+        eb = ExecutionBlock(**serializer.validated_data)
+        eb.full_clean()
+        with transaction.atomic():
+            eb.save()
+        serializer.instance = eb
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("mous", OpenApiTypes.INT), OpenApiParameter("reducer", OpenApiTypes.STR)]
+    )
+)
+class AssignmentViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
+    """Assignment history: who reduced which MOUS, from when to when."""
+
+    serializer_class = s.AssignmentSerializer
+
+    def get_queryset(self):
+        queryset = Assignment.objects.select_related("reducer__user", "assigned_by", "ended_by")
+        if self.action != "list":
+            return queryset
+        mous_id = _id_param(self.request, "mous")
+        if mous_id is not None:
+            queryset = queryset.filter(mous_id=mous_id)
+        if reducer := self.request.query_params.get("reducer"):
+            queryset = queryset.filter(reducer__user__username=reducer)
+        return queryset
+
+
+@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("mous", OpenApiTypes.INT)]))
+class StateChangeViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
+    """The lifecycle audit trail of every MOUS, newest first."""
+
+    serializer_class = s.StateChangeSerializer
+
+    def get_queryset(self):
+        queryset = StateChange.objects.select_related("changed_by")
+        mous_id = _id_param(self.request, "mous") if self.action == "list" else None
+        return queryset if mous_id is None else queryset.filter(mous_id=mous_id)

@@ -1,0 +1,127 @@
+"""Input parsing for the whiteboard and MOUS pages (the API reuses WhiteboardFilter)."""
+
+from django import forms
+from django.db.models import Q, QuerySet
+
+from assignments.models import Mous, MousState, Person
+from assignments.services import EDITABLE_FIELDS
+
+UNASSIGNED = "none"
+
+# sort key -> ORDER BY; "-key" reverses. Ties are broken by pk so pages are stable.
+SORTS = {
+    "age": ("state_changed_at",),
+    "due": ("due_date",),
+    "uid": ("uid",),
+    "project": ("project__code", "uid"),
+    "state": ("state", "state_changed_at"),
+    "reducer": ("assignee__initials", "uid"),
+}
+SORT_CHOICES = [(key, key) for key in SORTS] + [(f"-{key}", f"-{key}") for key in SORTS]
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+class WhiteboardFilter(forms.Form):
+    """Filters, search, sort and page size of the whiteboard and of GET /api/mous/."""
+
+    state = forms.ChoiceField(required=False, choices=[("", "any state"), *MousState.choices])
+    reducer = forms.CharField(required=False, max_length=150, help_text="username, or 'none'")
+    cycle = forms.IntegerField(required=False, min_value=0, max_value=99)
+    band = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=10,
+        error_messages={"min_value": "ALMA bands are 1 to 10.", "max_value": "ALMA bands are 1 to 10."},
+    )
+    array = forms.ChoiceField(required=False, choices=[("", "any array"), *Mous.Array.choices])
+    q = forms.CharField(required=False, max_length=100, label="Search", strip=True)
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
+    per_page = forms.TypedChoiceField(
+        required=False, coerce=int, choices=[(n, n) for n in PAGE_SIZES], empty_value=50
+    )
+
+    def apply(self, queryset: QuerySet[Mous]) -> QuerySet[Mous]:
+        """`queryset` narrowed by the valid fields (invalid ones are reported, not applied)."""
+        data = getattr(self, "cleaned_data", {})
+        if data.get("state"):
+            queryset = queryset.filter(state=data["state"])
+        reducer = data.get("reducer")
+        if reducer == UNASSIGNED:
+            queryset = queryset.filter(assignee__isnull=True)
+        elif reducer:
+            queryset = queryset.filter(assignee__user__username=reducer)
+        if data.get("cycle") is not None:
+            queryset = queryset.filter(project__cycle=data["cycle"])
+        if data.get("band") is not None:
+            queryset = queryset.filter(band=data["band"])
+        if data.get("array"):
+            queryset = queryset.filter(array=data["array"])
+        if data.get("q"):
+            term = data["q"]
+            queryset = queryset.filter(
+                Q(uid__icontains=term) | Q(project__code__icontains=term) | Q(sb_name__icontains=term)
+            )
+        sort = data.get("sort") or "age"
+        fields = SORTS[sort.lstrip("-")]
+        if sort.startswith("-"):
+            fields = tuple(f"-{f}" for f in fields)
+        return queryset.order_by(*fields, "pk")
+
+
+def reducer_choices() -> QuerySet[Person]:
+    return Person.objects.select_related("user").order_by("user__username")
+
+
+class VersionField(forms.IntegerField):
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_value=1, **kwargs)
+
+
+class TransitionForm(forms.Form):
+    to = forms.ChoiceField(
+        choices=MousState.choices, error_messages={"invalid_choice": "%(value)s is no state."}
+    )
+    note = forms.CharField(required=False, max_length=2000)
+    version = VersionField(required=False)
+
+
+class AssignForm(forms.Form):
+    reducer = forms.ModelChoiceField(
+        queryset=reducer_choices(), error_messages={"invalid_choice": "Choose a reducer from the list."}
+    )
+    note = forms.CharField(required=False, max_length=2000)
+    version = VersionField(required=False)
+
+
+class UnassignForm(forms.Form):
+    note = forms.CharField(required=False, max_length=2000)
+    version = VersionField(required=False)
+
+
+class BulkAssignForm(forms.Form):
+    mous = forms.TypedMultipleChoiceField(
+        coerce=int, choices=(), error_messages={"required": "Tick at least one MOUS to assign."}
+    )
+    reducer = forms.ModelChoiceField(
+        queryset=reducer_choices(), error_messages={"required": "Choose the reducer to assign to."}
+    )
+    note = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Ids are checked by the service (one query), not by listing 10,000 choices here.
+        self.fields["mous"].valid_value = lambda value: str(value).isdigit()
+
+
+class MousEditForm(forms.ModelForm):
+    version = VersionField()
+
+    class Meta:
+        model = Mous
+        fields = EDITABLE_FIELDS
+        widgets = {
+            "due_date": forms.DateInput(attrs={"type": "date"}),
+            "notes": forms.Textarea(attrs={"rows": 4}),
+        }

@@ -1,0 +1,36 @@
+"""Who may do what: DRMs everything, a reducer only on the MOUS assigned to them, anyone signed in reads."""
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from assignments.models import Mous, user_is_manager
+
+MANAGER_ONLY = "Only a DRM or deputy DRM may do this."
+NOT_YOURS = "This MOUS is not assigned to you: only its reducer or a DRM may act on it."
+
+
+def may_work_on(user, mous: Mous) -> bool:
+    """Upload, run, move along the lifecycle: the assigned reducer or a manager."""
+    return user_is_manager(user) or mous.is_assigned_to(user)
+
+
+class IsManager(BasePermission):
+    message = MANAGER_ONLY
+
+    def has_permission(self, request, view) -> bool:
+        return user_is_manager(request.user)
+
+
+class IsManagerOrReadOnly(BasePermission):
+    message = MANAGER_ONLY
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in SAFE_METHODS or user_is_manager(request.user)
+
+
+class MayWorkOnMous(BasePermission):
+    """Object check for reducer verbs; the model then decides which moves their role allows."""
+
+    message = NOT_YOURS
+
+    def has_object_permission(self, request, view, obj: Mous) -> bool:
+        return request.method in SAFE_METHODS or may_work_on(request.user, obj)

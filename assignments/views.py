@@ -1,0 +1,278 @@
+"""HTML pages: the DRM whiteboard, My work, the MOUS page and its forms (thin: parse, call, render)."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from assignments import services
+from assignments.forms import (
+    UNASSIGNED,
+    AssignForm,
+    BulkAssignForm,
+    MousEditForm,
+    TransitionForm,
+    UnassignForm,
+    WhiteboardFilter,
+    reducer_choices,
+)
+from assignments.models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    InvalidTransition,
+    Mous,
+    MousState,
+    StaleVersion,
+    StateChange,
+    TransitionForbidden,
+    person_of,
+    user_is_manager,
+)
+from assignments.permissions import MANAGER_ONLY, may_work_on
+
+OPEN_STATES = sorted(ACTIVE_STATES | {MousState.BLOCKED})
+
+
+def jira_browse_base() -> str:
+    """Prefix of a ticket link, or "" when JIRA is not configured (keys are shown as text)."""
+    return f"{settings.JIRA_BASE_URL.rstrip('/')}/browse/" if settings.JIRA_BASE_URL else ""
+
+
+def _require_manager(request: HttpRequest) -> None:
+    if not user_is_manager(request.user):
+        raise PermissionDenied(MANAGER_ONLY)
+
+
+@login_required
+def whiteboard(request: HttpRequest) -> HttpResponse:
+    """Every MOUS with state, reducer, EBs, age, due date, latest run; filters, counts, bulk assign."""
+    form = WhiteboardFilter(request.GET)
+    form.is_valid()  # invalid fields are shown as errors and not applied
+    rows = form.apply(Mous.objects.for_whiteboard())
+    paginator = Paginator(rows, form.cleaned_data.get("per_page") or 50)
+    page = paginator.get_page(request.GET.get("page"))
+    state_counts = dict(Mous.objects.order_by().values_list("state").annotate(n=Count("pk")))
+    # One query gives the filter and bulk-assign choices and each person's workload.
+    people = reducer_choices().annotate(
+        active=Count("assigned_mous", filter=Q(assigned_mous__state__in=OPEN_STATES))
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "assignments/whiteboard.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "state_counts": [
+                (state, label, state_counts.get(state, 0)) for state, label in MousState.choices
+            ],
+            "people": people,
+            "unassigned": UNASSIGNED,
+            "is_manager": user_is_manager(request.user),
+            "total": sum(state_counts.values()),
+            "jira_base": jira_browse_base(),
+        },
+    )
+
+
+@login_required
+def my_work(request: HttpRequest) -> HttpResponse:
+    """The signed-in reducer's MOUS and what each needs next."""
+    person = person_of(request.user)
+    rows = Mous.objects.none() if person is None else Mous.objects.for_whiteboard().filter(assignee=person)
+    rows = rows.exclude(state__in=TERMINAL_STATES).order_by("due_date", "state_changed_at", "pk")
+    return render(request, "assignments/my_work.html", {"rows": rows, "person": person})
+
+
+def _mous_page(request: HttpRequest, mous: Mous, *, error: str = "", status: int = 200) -> HttpResponse:
+    user = request.user
+    is_manager = user_is_manager(user)
+    context = {
+        "mous": mous,
+        "ebs": mous.execution_blocks.all(),
+        "timeline": StateChange.objects.filter(mous=mous).select_related("changed_by"),
+        "assignments": mous.assignments.select_related("reducer__user", "assigned_by", "ended_by"),
+        "runs": _runs_of(mous),
+        "moves": mous.moves_for(user),
+        "is_manager": is_manager,
+        "may_work": may_work_on(user, mous),
+        "assign_form": AssignForm(initial={"version": mous.version}) if is_manager else None,
+        "error": error,
+    }
+    return render(request, "assignments/mous_detail.html", context, status=status)
+
+
+def _runs_of(mous: Mous) -> list:
+    # calibration.Run points at Mous with related_name="runs"; absent until calibration lands.
+    runs = getattr(mous, "runs", None)
+    if runs is None:
+        return []
+    return list(runs.select_related("execution_block").order_by("-created_at", "-pk")[:20])
+
+
+@login_required
+def mous_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Request figures, EBs, runs, the lifecycle timeline, assignment history and allowed actions."""
+    return _mous_page(request, get_object_or_404(Mous.objects.for_whiteboard(), pk=pk))
+
+
+REFUSAL_STATUS = (
+    (InvalidTransition, 409),
+    (services.ConflictOfInterest, 409),
+    (StaleVersion, 412),
+    (TransitionForbidden, 403),
+)
+
+
+def _refused(request: HttpRequest, mous: Mous, exc: Exception) -> HttpResponse:
+    """Re-render the MOUS page with the reason and the matching HTTP status; nothing changed."""
+    status = next((code for kind, code in REFUSAL_STATUS if isinstance(exc, kind)), 400)
+    text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+    fresh = Mous.objects.for_whiteboard().get(pk=mous.pk)
+    return _mous_page(request, fresh, error=text, status=status)
+
+
+DOMAIN_ERRORS = (
+    InvalidTransition,
+    StaleVersion,
+    TransitionForbidden,
+    services.ConflictOfInterest,
+    ValidationError,
+)
+
+
+def _form_errors(form) -> str:
+    return " ".join(
+        f"{'' if name == '__all__' else name + ': '}{' '.join(errs)}" for name, errs in form.errors.items()
+    )
+
+
+@login_required
+@require_POST
+def mous_transition(request: HttpRequest, pk: int) -> HttpResponse:
+    mous = get_object_or_404(Mous, pk=pk)
+    if not may_work_on(request.user, mous):
+        raise PermissionDenied("This MOUS is not assigned to you.")
+    form = TransitionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, mous, ValidationError(_form_errors(form)))
+    try:
+        mous.transition(
+            form.cleaned_data["to"],
+            by=request.user,
+            note=form.cleaned_data["note"],
+            expected_version=form.cleaned_data["version"],
+            check_role=True,
+        )
+    except DOMAIN_ERRORS as exc:
+        return _refused(request, mous, exc)
+    messages.success(request, f"{mous.uid} is now {mous.get_state_display()}.")
+    return redirect("assignments-mous", pk=mous.pk)
+
+
+@login_required
+@require_POST
+def mous_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_manager(request)
+    mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, mous, ValidationError(_form_errors(form)))
+    reducer = form.cleaned_data["reducer"]
+    try:
+        services.mous_assign(
+            mous=mous,
+            reducer=reducer,
+            by=request.user,
+            note=form.cleaned_data["note"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except DOMAIN_ERRORS as exc:
+        return _refused(request, mous, exc)
+    messages.success(request, f"{mous.uid} assigned to {reducer.user.get_username()}.")
+    return redirect("assignments-mous", pk=mous.pk)
+
+
+@login_required
+@require_POST
+def mous_unassign(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_manager(request)
+    mous = get_object_or_404(Mous, pk=pk)
+    form = UnassignForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, mous, ValidationError(_form_errors(form)))
+    try:
+        services.mous_unassign(
+            mous=mous,
+            by=request.user,
+            note=form.cleaned_data["note"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except DOMAIN_ERRORS as exc:
+        return _refused(request, mous, exc)
+    messages.success(request, f"{mous.uid} is no longer assigned.")
+    return redirect("assignments-mous", pk=mous.pk)
+
+
+@login_required
+def mous_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit the request figures and notes; the hidden version makes a concurrent edit fail (412)."""
+    _require_manager(request)
+    mous = get_object_or_404(Mous, pk=pk)
+    status = 200
+    if request.method == "POST":
+        form = MousEditForm(request.POST, instance=Mous.objects.get(pk=pk))
+        if form.is_valid():
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name != "version"}
+            try:
+                services.mous_edit(
+                    mous=mous, by=request.user, expected_version=form.cleaned_data["version"], changes=changes
+                )
+            except StaleVersion as exc:
+                form.add_error(None, str(exc))
+                status = 412
+            else:
+                messages.success(request, f"{mous.uid} saved.")
+                return redirect("assignments-mous", pk=mous.pk)
+        else:
+            status = 400
+    else:
+        form = MousEditForm(instance=mous, initial={"version": mous.version})
+    return render(request, "assignments/mous_edit.html", {"mous": mous, "form": form}, status=status)
+
+
+@login_required
+@require_POST
+def whiteboard_bulk_assign(request: HttpRequest) -> HttpResponse:
+    _require_manager(request)
+    form = BulkAssignForm(request.POST)
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    target = back if back and safe else reverse("assignments-whiteboard")
+    if not form.is_valid():
+        messages.error(request, f"Nothing assigned. {_form_errors(form)}")
+        return redirect(target)
+    try:
+        done = services.mous_bulk_assign(
+            mous_ids=form.cleaned_data["mous"],
+            reducer=form.cleaned_data["reducer"],
+            by=request.user,
+            note=form.cleaned_data["note"],
+        )
+    except DOMAIN_ERRORS as exc:
+        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        messages.error(request, f"Nothing assigned. {text}")
+        return redirect(target)
+    messages.success(
+        request, f"{len(done)} MOUS assigned to {form.cleaned_data['reducer'].user.get_username()}."
+    )
+    return redirect(target)
