@@ -7,3 +7,6 @@ from assignments.models import Person
 class PersonAdmin(admin.ModelAdmin):
     list_display = ["user", "role", "initials"]
     list_filter = ["role"]
+
+
+import assignments.jira.admin  # noqa: E402, F401  (JIRA deliveries, outbox, account links)

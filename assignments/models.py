@@ -390,6 +390,10 @@ class Mous(models.Model):
             change = StateChange.objects.create(
                 mous=locked, old_state=locked.state, new_state=new, changed_by=by, note=note
             )
+            # The ticket comment is queued in this same transaction: no move without its comment.
+            from assignments.jira.outbox import outbox_enqueue_for_state_change
+
+            outbox_enqueue_for_state_change(change)
             locked.blocked_from = locked.state if new == MousState.BLOCKED else ""
             locked.blocked_reason = note if new == MousState.BLOCKED else ""
             locked.state, locked.state_changed_at = new, change.created_at
@@ -497,3 +501,7 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mous} -> {self.reducer}"
+
+
+# JIRA rows (webhook deliveries, comment outbox) live in their own module of this app.
+from assignments.jira.models import JiraAccount, OutboxComment, WebhookDelivery  # noqa: E402, F401

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from assignments.jira.outbox import outbox_enqueue_for_assignment
 from assignments.models import (
     TERMINAL_STATES,
     TRANSITION_FIELDS,
@@ -150,6 +151,7 @@ def mous_assign(
     now = timezone.now()
     locked.assignments.filter(ended_at__isnull=True).update(ended_at=now, ended_by=by)
     assignment = Assignment.objects.create(mous=locked, reducer=reducer, assigned_by=by, note=note)
+    outbox_enqueue_for_assignment(assignment)  # same transaction: no assignment without its comment
     Mous.objects.filter(pk=locked.pk).update(assignee=reducer, version=F("version") + 1)
     _refresh(locked)
     if locked.state in (MousState.NEW, MousState.QA2_FAIL):

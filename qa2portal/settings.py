@@ -242,6 +242,40 @@ CASA_CHECK_CACHE = VAR_DIR / "casa_check.json"
 JIRA_WEBHOOK_SECRET = env_str("JIRA_WEBHOOK_SECRET", "")
 JIRA_BASE_URL = env_str("JIRA_BASE_URL", "")
 JIRA_TOKEN = env_str("JIRA_TOKEN", "")
+# Deliveries larger than this answer 413 before the signature is even computed.
+JIRA_WEBHOOK_MAX_BYTES = env_int("JIRA_WEBHOOK_MAX_BYTES", 512 * 1024)
+# Which tickets are data-reduction tickets (JIRA project keys; issue type names, empty = any).
+JIRA_PROJECT_KEYS = env_list("JIRA_PROJECT_KEYS", "SCOPS")
+JIRA_ISSUE_TYPES = env_list("JIRA_ISSUE_TYPES", "")
+# Custom fields differ per JIRA site: the field id (e.g. customfield_10401) holding each MOUS
+# attribute. Empty = read it from the summary/description (project code, uid://..., "SB: name").
+JIRA_FIELD_MAP = {
+    "project_code": env_str("JIRA_FIELD_PROJECT_CODE", ""),
+    "mous_uid": env_str("JIRA_FIELD_MOUS_UID", ""),
+    "sb_name": env_str("JIRA_FIELD_SB_NAME", ""),
+    "eb_uids": env_str("JIRA_FIELD_EB_UIDS", ""),
+    "band": env_str("JIRA_FIELD_BAND", ""),
+    "array": env_str("JIRA_FIELD_ARRAY", ""),
+}
+# JIRA workflow status name -> MOUS state ("JIRA name=STATE,..."); unmapped statuses are ignored.
+JIRA_STATUS_MAP = dict(
+    item.split("=", 1)
+    for item in env_list(
+        "JIRA_STATUS_MAP",
+        "In Progress=CALIBRATING,Imaging=IMAGING,Ready for Review=READY_FOR_REVIEW,"
+        "In Review=REVIEWING,QA2 Pass=QA2_PASS,QA2 Semipass=QA2_SEMIPASS,QA2 Fail=QA2_FAIL,"
+        "Delivering=DELIVERING,Delivered=DELIVERED,Blocked=BLOCKED",
+    )
+)
+JIRA_COMMAND_PREFIX = env_str("JIRA_COMMAND_PREFIX", "qa2portal:")
+JIRA_HTTP_TIMEOUT = env_int("JIRA_HTTP_TIMEOUT", 10)
+# Outbox retry backoff: base * 2**attempt seconds, capped (the sweep keeps trying after that).
+JIRA_OUTBOX_BACKOFF_BASE = env_int("JIRA_OUTBOX_BACKOFF_BASE", 30)
+JIRA_OUTBOX_BACKOFF_MAX = env_int("JIRA_OUTBOX_BACKOFF_MAX", 3600)
+# Safety net for the outbox and for deliveries whose processing task was lost (needs celery beat).
+CELERY_BEAT_SCHEDULE = {
+    "jira-sweep": {"task": "assignments.tasks.jira_sweep", "schedule": env_int("JIRA_SWEEP_SECONDS", 60)},
+}
 
 # --- logging ---------------------------------------------------------------------------
 LOGGING = {

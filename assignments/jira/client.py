@@ -1,0 +1,74 @@
+"""The only code that talks to JIRA's REST API (stdlib HTTP: two calls do not need a client library)."""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from django.conf import settings
+
+# JIRA's own retry policy for webhooks; the same statuses are worth retrying on its REST API.
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+
+
+class JiraError(Exception):
+    """A call to JIRA failed; `retryable` says whether trying again later can help."""
+
+    def __init__(self, message: str, *, status: int | None, retryable: bool) -> None:
+        super().__init__(message)
+        self.status, self.retryable = status, retryable
+
+
+@dataclass(frozen=True)
+class JiraComment:
+    id: str
+    body: str
+
+
+def _request(method: str, path: str, payload: dict | None = None) -> dict:
+    base = settings.JIRA_BASE_URL.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise JiraError(f"JIRA_BASE_URL {base!r} is not an http(s) URL", status=None, retryable=False)
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        base + path,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {settings.JIRA_TOKEN}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.JIRA_HTTP_TIMEOUT) as response:  # noqa: S310
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode(errors="replace")
+        raise JiraError(
+            f"JIRA answered {exc.code} to {method} {path}: {detail}",
+            status=exc.code,
+            retryable=exc.code in RETRYABLE_STATUSES,
+        ) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise JiraError(
+            f"JIRA unreachable ({method} {path}): {reason}", status=None, retryable=True
+        ) from None
+    return json.loads(raw) if raw.strip() else {}
+
+
+def comment_post(*, issue_key: str, body: str) -> JiraComment:
+    """POST /rest/api/2/issue/{key}/comment (API v2 takes wiki markup, v3 would need ADF)."""
+    answer = _request("POST", f"/rest/api/2/issue/{urllib.parse.quote(issue_key)}/comment", {"body": body})
+    return JiraComment(id=str(answer.get("id", "")), body=str(answer.get("body", "")))
+
+
+def comments_recent(*, issue_key: str, limit: int = 50) -> list[JiraComment]:
+    """The newest comments of a ticket (to find one we may already have posted)."""
+    query = urllib.parse.urlencode({"orderBy": "-created", "maxResults": limit})
+    answer = _request("GET", f"/rest/api/2/issue/{urllib.parse.quote(issue_key)}/comment?{query}")
+    return [
+        JiraComment(id=str(c.get("id", "")), body=str(c.get("body", ""))) for c in answer.get("comments", [])
+    ]
