@@ -112,7 +112,7 @@ def test_reducer_may_not_move_someone_elses_mous(world):
 
 
 def test_assign_refuses_the_pi_and_names_the_rule(world):
-    with pytest.raises(ConflictOfInterest, match="PI of project 2019.1.01234.S.*conflict-of-interest"):
+    with pytest.raises(ConflictOfInterest, match=r"PI of project 2019\.1\.01234\.S .*conflict-of-interest"):
         mous_assign(mous=world.new, reducer=world.pi, by=world.drm.user)
 
     world.new.refresh_from_db()
@@ -223,5 +223,5 @@ def test_mous_validation_messages(world, field, value, message):
 def test_project_code_validation_message(db):
     from assignments.models import Project
 
-    with pytest.raises(ValidationError, match="A project code looks like 2019.1.01234.S"):
+    with pytest.raises(ValidationError, match=r"A project code looks like 2019\.1\.01234\.S"):
         Project(code="2019.01234.S", cycle=7).full_clean()

@@ -1,0 +1,120 @@
+"""HTML pages: whiteboard filters and counts, My work, MOUS page forms and their refusals."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from assignments.models import MousState
+from tests.factories import ExecutionBlockFactory, MousFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_sends_drms_to_the_whiteboard_and_reducers_to_my_work(world, client):
+    client.force_login(world.drm.user)
+    assert client.get("/")["Location"] == "/whiteboard/"
+    client.force_login(world.reducer.user)
+    assert client.get("/")["Location"] == "/my-work/"
+
+
+def test_whiteboard_shows_counts_and_filters(world, client):
+    client.force_login(world.drm.user)
+
+    page = client.get("/whiteboard/", {"reducer": "red1"}).content.decode()
+
+    assert world.own.uid in page and world.other.uid not in page
+    assert 'data-count-state="ASSIGNED">Assigned <b>2</b>' in page
+    assert 'data-workload="red1">RA · red1 <b>1</b>' in page
+
+
+def test_whiteboard_reports_a_bad_filter_and_ignores_it(world, client):
+    client.force_login(world.drm.user)
+
+    page = client.get("/whiteboard/", {"band": "99"}).content.decode()
+
+    assert "band: ALMA bands are 1 to 10." in page
+    assert world.own.uid in page
+
+
+def test_whiteboard_query_count_does_not_depend_on_page_size(world, client):
+    for _ in range(30):
+        ExecutionBlockFactory(mous=MousFactory(project=world.project))
+    client.force_login(world.drm.user)
+
+    counts = {}
+    for per_page in (25, 100):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/whiteboard/", {"per_page": per_page}).status_code == 200
+        counts[per_page] = len(queries)
+
+    assert counts[25] == counts[100]
+    assert counts[25] <= 8
+
+
+def test_my_work_lists_own_mous_with_what_it_needs_next(world, client):
+    client.force_login(world.reducer.user)
+
+    page = client.get("/my-work/").content.decode()
+
+    assert world.own.uid in page and world.other.uid not in page
+    assert "generate or upload the calibration scripts" in page
+
+
+def test_page_transition_refusal_shows_the_reason_with_409(world, client):
+    client.force_login(world.drm.user)
+
+    answer = client.post(
+        f"/mous/{world.own.pk}/transition/", {"to": "QA2_PASS", "version": world.own.version}
+    )
+
+    assert answer.status_code == 409
+    assert "cannot go from ASSIGNED to QA2_PASS" in answer.content.decode()
+    world.own.refresh_from_db()
+    assert world.own.state == MousState.ASSIGNED
+
+
+def test_page_assign_of_the_pi_is_refused(world, client):
+    client.force_login(world.drm.user)
+
+    answer = client.post(
+        f"/mous/{world.new.pk}/assign/", {"reducer": world.pi.pk, "version": world.new.version}
+    )
+
+    assert answer.status_code == 409
+    assert "conflict-of-interest rule" in answer.content.decode()
+
+
+def test_page_edit_with_an_old_version_is_refused(world, client):
+    client.force_login(world.drm.user)
+    url = f"/mous/{world.own.pk}/edit/"
+    form = {
+        "sb_name": world.own.sb_name,
+        "array": "TE",
+        "band": 6,
+        "goal": "continuum",
+        "notes": "first",
+        "version": world.own.version,
+    }
+
+    first = client.post(url, form)
+    second = client.post(url, {**form, "notes": "second"})
+
+    assert (first.status_code, second.status_code) == (302, 412)
+    assert "changed meanwhile" in second.content.decode()
+    world.own.refresh_from_db()
+    assert world.own.notes == "first"
+
+
+def test_bulk_assign_from_the_whiteboard(world, client):
+    extra = MousFactory()
+    client.force_login(world.drm.user)
+
+    answer = client.post(
+        "/whiteboard/bulk-assign/",
+        {"mous": [world.new.pk, extra.pk], "reducer": world.reducer.pk},
+        follow=True,
+    )
+
+    assert "2 MOUS assigned to red1." in answer.content.decode()
+    extra.refresh_from_db()
+    assert extra.assignee == world.reducer
