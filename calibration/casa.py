@@ -6,8 +6,11 @@ gets a minimal environment without secrets, the project's site config, one OpenM
 its own process group and a wall-clock limit.
 """
 
+import ctypes
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,20 +70,75 @@ def casa_environment() -> dict[str, str]:
     }
 
 
+@functools.cache
+def bubblewrap() -> str | None:
+    """bwrap's path when it is installed and can make namespaces here, else None."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return None
+    probe = subprocess.run(
+        [path, "--die-with-parent", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "true"],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    return path if probe.returncode == 0 else None
+
+
+def sandbox_argv(cwd: Path, writable: Sequence[Path]) -> list[str]:
+    """bubblewrap around CASA: read-only system, writable run folder, no network, dies with us.
+
+    Empty when sandboxing is off, or unavailable with CASA_SANDBOX=auto.
+    """
+    mode = settings.CASA_SANDBOX
+    if mode == "none":
+        return []
+    bwrap = bubblewrap()
+    if bwrap is None:
+        if mode == "bwrap":
+            raise CasaUnavailable("CASA_SANDBOX=bwrap but bubblewrap is missing or cannot create namespaces")
+        return []
+    argv = [bwrap, "--die-with-parent", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev"]
+    argv += ["--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108 - a private, empty /tmp for CASA
+    for path in [cwd, Path(settings.CASA_HOME), *writable]:
+        argv += ["--bind", str(path), str(path)]
+    return [*argv, "--chdir", str(cwd), "--"]
+
+
+def _die_with_parent() -> None:
+    # Without bubblewrap: the kernel kills CASA when the worker process that started it dies.
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def start_casa(
-    code: str, *, cwd: Path, args: Sequence[str] = (), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    code: str,
+    *,
+    cwd: Path,
+    args: Sequence[str] = (),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    sandbox: bool = False,
+    writable: Sequence[Path] = (),
 ) -> subprocess.Popen:
-    """Start `python -c code args...` as CASA's interpreter in `cwd`, in a new process group."""
+    """Start `python -c code args...` as CASA's interpreter in `cwd`, in a new process group.
+
+    With `sandbox`, the process runs under bubblewrap where available: only `cwd` (and
+    `writable`) can be written, there is no network, and it dies with its parent.
+    """
     cwd.mkdir(parents=True, exist_ok=True)
+    wrapper = sandbox_argv(cwd, writable) if sandbox else []
     return subprocess.Popen(
-        [casa_python(), "-c", code, *args],
+        [*wrapper, casa_python(), "-c", code, *args],
         cwd=cwd,
         env=casa_environment(),
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
         text=True,
+        errors="replace",
         start_new_session=True,
+        preexec_fn=None if wrapper else _die_with_parent,
     )
 
 

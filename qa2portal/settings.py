@@ -227,7 +227,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"calibration.tasks.*": {"queue": "casa"}}
+CELERY_TASK_ROUTES = {"calibration.tasks.*": {"queue": env_str("CASA_QUEUE", "casa")}}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-runs": {"task": "calibration.tasks.reap_stale_runs", "schedule": 30.0},
+}
 WORKER_QUEUES = env_list("WORKER_QUEUES", "default,casa")  # what `run_embedded` consumes
 
 # --- CASA ------------------------------------------------------------------------------
@@ -237,6 +240,15 @@ CASA_SITECONFIG = BASE_DIR / "calibration" / "casasiteconfig.py"
 CASA_HOME = Path(env_str("CASA_HOME", str(VAR_DIR / "casa-home"))).resolve()
 CASA_PYTHON = env_str("CASA_PYTHON", "")  # empty: the interpreter running Django
 CASA_CHECK_CACHE = VAR_DIR / "casa_check.json"
+# auto: bubblewrap when installed (no network, read-only outside the run folder); bwrap: required; none.
+CASA_SANDBOX = env_str("CASA_SANDBOX", "auto")
+if CASA_SANDBOX not in {"auto", "bwrap", "none"}:
+    raise ImproperlyConfigured(f"CASA_SANDBOX={CASA_SANDBOX!r}: use auto, bwrap or none")
+RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 10)
+# A RUNNING run whose heartbeat is older than this is failed as "worker lost" by the reaper.
+RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60)
+CASA_QUEUE = env_str("CASA_QUEUE", "casa")
+SCRIPT_MAX_BYTES = 1024 * 1024
 
 # --- JIRA (unset = feature off) --------------------------------------------------------
 JIRA_WEBHOOK_SECRET = env_str("JIRA_WEBHOOK_SECRET", "")
@@ -273,8 +285,9 @@ JIRA_HTTP_TIMEOUT = env_int("JIRA_HTTP_TIMEOUT", 10)
 JIRA_OUTBOX_BACKOFF_BASE = env_int("JIRA_OUTBOX_BACKOFF_BASE", 30)
 JIRA_OUTBOX_BACKOFF_MAX = env_int("JIRA_OUTBOX_BACKOFF_MAX", 3600)
 # Safety net for the outbox and for deliveries whose processing task was lost (needs celery beat).
-CELERY_BEAT_SCHEDULE = {
-    "jira-sweep": {"task": "assignments.tasks.jira_sweep", "schedule": env_int("JIRA_SWEEP_SECONDS", 60)},
+CELERY_BEAT_SCHEDULE["jira-sweep"] = {
+    "task": "assignments.tasks.jira_sweep",
+    "schedule": env_int("JIRA_SWEEP_SECONDS", 60),
 }
 
 # --- logging ---------------------------------------------------------------------------

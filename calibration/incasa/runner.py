@@ -1,0 +1,168 @@
+"""Run the chosen steps of an ALMA-style script inside one CASA interpreter.
+
+Started by calibration.casa (cwd = the run folder) with the path of a JSON spec:
+    {"script": "<file>", "steps": [[0, "Import of the ASDM"], ...], "casa_log": "<file>",
+     "exclude": ["<files the worker writes>"]}
+The script is compiled once and executed once per step with `mysteps = [N]` in one
+namespace, so variables survive between steps as at the CASA prompt. Each step reports
+start / end (with error and traceback) / products as events on stdout.
+"""
+
+import ast
+import functools
+import json
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from casatasks import casalog
+
+from calibration.incasa import compat, products
+from calibration.incasa.events import emit
+
+# Tasks whose output must exist afterwards: CASA often logs SEVERE and returns instead of raising.
+OUTPUT_PARAMETERS = {
+    "gaincal": "caltable",
+    "bandpass": "caltable",
+    "gencal": "caltable",
+    "polcal": "caltable",
+    "wvrgcal": "caltable",
+    "fluxscale": "fluxtable",
+    "split": "outputvis",
+    "mstransform": "outputvis",
+    "concat": "concatvis",
+    "importuvfits": "vis",
+    "exportfits": "fitsimage",
+    "impbcor": "outfile",
+    "listobs": "listfile",
+}
+# The leap-second table of casadata is always "out of date" on this clock: not a task failure.
+SEVERE_NOISE = re.compile(r"Leap second table|TAI_UTC|MeasTable::dUTC|Until the table is updated")
+
+
+class StepState:
+    def __init__(self) -> None:
+        self.tasks: list[str] = []
+        self.missing: list[str] = []
+
+
+def wrap_task(name: str, task, state: StepState):
+    parameter = OUTPUT_PARAMETERS.get(name)
+
+    @functools.wraps(task)
+    def call(*args, **kwargs):
+        state.tasks.append(name)
+        result = task(*args, **kwargs)
+        expected = kwargs.get(parameter) if parameter else None
+        if name == "tclean" and kwargs.get("imagename") and kwargs.get("niter", 0) >= 0:
+            expected = f"{kwargs['imagename']}.psf"
+        if expected and isinstance(expected, str) and not Path(expected).exists():
+            state.missing.append(f"{name} did not write {expected!r}")
+        if name == "wvrgcal" and isinstance(result, dict) and result.get("success") is False:
+            state.missing.append("wvrgcal reported success=False")
+        return result
+
+    return call
+
+
+class VersionChecks(ast.NodeTransformer):
+    """Turn `sys.exit('... VERSION ...')` into a warning: CASA 6.7 is what we have."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "exit"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "sys"
+            and "VERSION" in ast.unparse(node).upper()
+        ):
+            return ast.copy_location(
+                ast.Call(func=ast.Name("__qa2_version_check__", ast.Load()), args=node.args, keywords=[]),
+                node,
+            )
+        return node
+
+
+def version_check(message: object = "") -> None:
+    text = f"qa2portal: version check answered with CASA {compat.casatools.version_string()}: {message}"
+    print(text, flush=True)
+    casalog.post(text, "WARN")
+
+
+def severe_lines(log: Path, offset: int) -> tuple[list[str], int]:
+    try:
+        with log.open("r", errors="replace") as handle:
+            handle.seek(offset)
+            text = handle.read()
+            offset = handle.tell()
+    except OSError:
+        return [], offset
+    lines = [ln.strip() for ln in text.splitlines() if "SEVERE" in ln and not SEVERE_NOISE.search(ln)]
+    return lines[:20], offset
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    folder = Path.cwd()
+    casa_log = folder / spec["casa_log"]
+    casalog.setlogfile(str(casa_log))
+    skipped = compat.SkippedHelpers()
+    state = StepState()
+    ns = compat.namespace(skipped)
+    for name in compat.casatasks_names():
+        ns[name] = wrap_task(name, ns[name], state)
+    ns["__qa2_version_check__"] = version_check
+    script = folder / spec["script"]
+    tree = VersionChecks().visit(ast.parse(script.read_text(), filename=spec["script"]))
+    code = compile(ast.fix_missing_locations(tree), spec["script"], "exec")
+    exclude = set(spec.get("exclude", [])) | {spec["casa_log"], Path(spec_path).name}
+    before = products.snapshot(folder, exclude)
+    log_offset = casa_log.stat().st_size if casa_log.exists() else 0
+    emit("runner_start", casa=compat.casatools.version_string())
+
+    for number, title in spec["steps"]:
+        skipped.calls.clear()
+        state.tasks.clear()
+        state.missing.clear()
+        emit("step_start", step=number, title=title)
+        casalog.post(f"qa2portal: step {number} {title}", "INFO")
+        started = time.time()
+        error, trace = "", ""
+        ns["mysteps"] = [number]
+        try:
+            exec(code, ns)  # noqa: S102 - the reducer's script, in the worker's sandboxed CASA process
+        except SystemExit as exc:
+            error = f"the script called sys.exit({exc.code!r})"
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            trace = traceback.format_exc()
+        severe, log_offset = severe_lines(casa_log, log_offset)
+        if not error and state.missing:
+            error = "expected output missing: " + "; ".join(state.missing)
+        after = products.snapshot(folder, exclude)
+        made = [products.classify(folder, rel) for rel in products.changed(before, after)]
+        before = after
+        emit("products", step=number, items=made)
+        emit(
+            "step_end",
+            step=number,
+            ok=not error,
+            error=error,
+            traceback=trace,
+            seconds=round(time.time() - started, 3),
+            skipped_helpers=list(skipped.calls),
+            casa_tasks=list(dict.fromkeys(state.tasks)),
+            severe=severe,
+        )
+        if error:
+            break
+    emit("runner_end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,331 @@
+"""Scripts (immutable versions), runs and their steps, and the products a run made."""
+
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from assignments.models import ExecutionBlock, Mous
+
+
+class Script(models.Model):
+    """A calibration script of one EB, or a combination/imaging script of one MOUS."""
+
+    class Kind(models.TextChoices):
+        CALIBRATION = "calibration", "Calibration"
+        COMBINATION = "combination", "Combination"
+        IMAGING = "imaging", "Imaging"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="scripts")
+    execution_block = models.ForeignKey(
+        ExecutionBlock, null=True, blank=True, on_delete=models.CASCADE, related_name="scripts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["execution_block", "kind"], name="script_one_per_eb_kind"),
+            models.CheckConstraint(
+                condition=models.Q(kind="calibration", execution_block__isnull=False)
+                | ~models.Q(kind="calibration"),
+                name="script_calibration_has_eb",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.owner})"
+
+    @property
+    def owner(self) -> ExecutionBlock | Mous:
+        return self.execution_block or self.mous
+
+    @property
+    def filename(self) -> str:
+        """ALMA's names: <ms>.scriptForCalibration.py, scriptForImaging.py, scriptForFluxCalibration.py."""
+        if self.kind == self.Kind.CALIBRATION:
+            return f"{self.execution_block.ms_name}.scriptForCalibration.py"
+        if self.kind == self.Kind.IMAGING:
+            return "scriptForImaging.py"
+        return "scriptForFluxCalibration.py"
+
+    def latest_version(self) -> "ScriptVersion | None":
+        return self.versions.order_by("-number").first()
+
+
+def script_storage_path(sha256: str) -> Path:
+    """Content-addressed: the bytes of a version live at scripts/<sha[:2]>/<sha>.py, written once."""
+    return Path(settings.MEDIA_ROOT) / "scripts" / sha256[:2] / f"{sha256}.py"
+
+
+class ScriptVersion(models.Model):
+    """One immutable version of a script: never modified after it is written."""
+
+    class Source(models.TextChoices):
+        GENERATED = "generated", "Generated"
+        UPLOADED = "uploaded", "Uploaded"
+        CONVERTED = "converted", "Converted from Python 2"
+        EDITED = "edited", "Edited (suggested fix applied)"
+
+    script = models.ForeignKey(Script, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    original_name = models.CharField(
+        max_length=255, blank=True, help_text="as uploaded; never used as a path"
+    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The parser's answer, computed once at creation: steps, warnings, python2 flag.
+    parsed = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["script", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["script", "number"], name="scriptversion_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.script.filename} v{self.number}"
+
+    @property
+    def path(self) -> Path:
+        return script_storage_path(self.sha256)
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+    def text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def verify(self) -> bytes:
+        """The stored bytes, after checking they still hash to sha256 (refuse to run otherwise)."""
+        data = self.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != self.sha256:
+            raise ScriptTampered(f"{self} changed on disk: sha256 {actual[:12]}... != {self.sha256[:12]}...")
+        return data
+
+    @property
+    def step_numbers(self) -> list[int]:
+        return [step["number"] for step in self.parsed.get("steps", [])]
+
+    @property
+    def is_python2(self) -> bool:
+        return bool(self.parsed.get("python2"))
+
+
+class ScriptTampered(RuntimeError):
+    """The stored bytes of a version no longer match its sha256."""
+
+
+class Run(models.Model):
+    """One execution of a script version on a worker: a step selection in a target folder."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Running"
+        SUCCEEDED = "SUCCEEDED", "Succeeded"
+        FAILED = "FAILED", "Failed"
+        CANCELLED = "CANCELLED", "Cancelled"
+        TIMED_OUT = "TIMED_OUT", "Timed out"
+
+    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
+    MAX_ATTEMPTS = 3
+
+    class Purpose(models.TextChoices):
+        SCRIPT = "script", "Script steps"
+        RESTORE_FLAGS = "restore_flags", "Restore flag version"
+
+    # Null for maintenance runs the portal writes itself (e.g. restoring a flag version).
+    script_version = models.ForeignKey(
+        ScriptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="runs")
+    execution_block = models.ForeignKey(
+        ExecutionBlock, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.SCRIPT)
+    # Empty = all steps of the script, in order (ALMA's `mysteps = []`).
+    selected_steps = models.JSONField(default=list, blank=True)
+    # Extra parameters for non-script purposes (e.g. the flag version to restore).
+    parameters = models.JSONField(default=dict, blank=True)
+    folder = models.CharField(max_length=500, help_text="absolute path of the working folder (cwd)")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    exit_signal = models.IntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    step_timeout_seconds = models.PositiveIntegerField(default=0, help_text="0 = the site default")
+    cancel_requested = models.BooleanField(default=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"]),
+            models.Index(fields=["execution_block", "-created_at"]),
+            models.Index(fields=["mous", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def folder_path(self) -> Path:
+        return Path(self.folder)
+
+    @property
+    def casa_log_name(self) -> str:
+        return f"casa-run{self.pk}.log"
+
+    @property
+    def output_log_name(self) -> str:
+        return f"run{self.pk}.output.txt"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+    def effective_step_timeout(self) -> int:
+        return self.step_timeout_seconds or settings.CASA_STEP_WALLCLOCK_LIMIT
+
+
+class RunStep(models.Model):
+    """One script step within a run: its state, timing, output tail and what was skipped."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        RUNNING = "RUNNING", "Running"
+        SUCCEEDED = "SUCCEEDED", "Succeeded"
+        FAILED = "FAILED", "Failed"
+        CANCELLED = "CANCELLED", "Cancelled"
+        TIMED_OUT = "TIMED_OUT", "Timed out"
+        NOT_RUN = "NOT_RUN", "Not run"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    number = models.IntegerField()
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    output_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    # ALMA-only helper calls (aU/es) that were skipped, as "es.fixSyscalTimes(...)" strings.
+    skipped_helpers = models.JSONField(default=list, blank=True)
+    casa_tasks = models.JSONField(default=list, blank=True)
+    severe_messages = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["run", "pk"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="runstep_unique_number")]
+
+    def __str__(self) -> str:
+        return f"step {self.number} of run {self.run_id}: {self.status}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class Product(models.Model):
+    """A file or table a run step created or changed in its folder."""
+
+    class Kind(models.TextChoices):
+        MS = "ms", "Measurement set"
+        CALTABLE = "caltable", "Calibration table"
+        IMAGE = "image", "CASA image"
+        FITS = "fits", "FITS"
+        PNG = "png", "PNG plot"
+        TXT = "txt", "Text"
+        LOG = "log", "Log"
+        FLAGVERSIONS = "flagversions", "Flag versions"
+        OTHER = "other", "Other"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="products")
+    step = models.ForeignKey(
+        RunStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
+    )
+    execution_block = models.ForeignKey(
+        ExecutionBlock, null=True, blank=True, on_delete=models.CASCADE, related_name="products"
+    )
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="products")
+    relpath = models.CharField(max_length=500, help_text="relative to the run folder")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    viscal = models.CharField(max_length=32, blank=True, help_text="caltables: VisCal type, e.g. 'B Jones'")
+    size = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["relpath", "-created_at"]
+        indexes = [models.Index(fields=["execution_block", "kind"])]
+
+    def __str__(self) -> str:
+        return self.relpath
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run.folder) / self.relpath
+
+
+class DataSummary(models.Model):
+    """What the script generators need to know about an EB's MS (read once, in CASA, by a worker)."""
+
+    execution_block = models.OneToOneField(
+        ExecutionBlock, on_delete=models.CASCADE, related_name="data_summary"
+    )
+    summary = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"summary of {self.execution_block}"
+
+
+class ScriptGeneration(models.Model):
+    """A request to generate the standard calibration script of an EB on a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Running"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    execution_block = models.ForeignKey(ExecutionBlock, on_delete=models.CASCADE, related_name="generations")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    version = models.ForeignKey(
+        ScriptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"generation {self.pk} of {self.execution_block} ({self.status})"

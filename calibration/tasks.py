@@ -1,0 +1,24 @@
+"""Celery tasks: ids in, one service call. Routed to the `casa` queue."""
+
+from celery import shared_task
+
+
+@shared_task(name="calibration.tasks.run_execute")
+def run_execute(run_id: int) -> None:
+    from calibration.services import run_execute as run_execute_service
+
+    run_execute_service(run_id)
+
+
+@shared_task(name="calibration.tasks.reap_stale_runs")
+def reap_stale_runs() -> list[int]:
+    from calibration.services import runs_reap_stale
+
+    return runs_reap_stale()
+
+
+@shared_task(name="calibration.tasks.script_generate")
+def script_generate(generation_id: int) -> str:
+    from calibration.generation import script_generate as script_generate_service
+
+    return script_generate_service(generation_id=generation_id).status
