@@ -10,7 +10,7 @@ from django.utils import timezone
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import eb_folder
 from calibration import casa, generator
-from calibration.incasa.inspect_ms import MARKER
+from calibration.incasa.events import SUMMARY_MARKER as MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
 from calibration.services import script_get_or_create, script_version_create
 

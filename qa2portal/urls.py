@@ -15,7 +15,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
-    path("", include("assignments.jira.urls")),  # /api/hooks/jira/ (HMAC-signed) and the DRM /jira/ page
     path("api/", include("assignments.api.urls")),  # /api/projects/, /api/mous/, ... (DRF router)
     path("", include("assignments.urls")),  # /whiteboard/, /my-work/, /mous/<pk>/
+    path("", include("assignments.jira.urls")),  # /api/hooks/jira/ (HMAC-signed) and the DRM /jira/ page
+    path("api/", include("calibration.api.urls")),  # /api/script-versions/, /api/runs/, /api/products/
+    path("", include("calibration.urls")),  # /calibration/eb/<pk>/, /calibration/runs/<pk>/, ...
 ]

@@ -9,7 +9,8 @@ import sys
 import casatools
 import numpy as np
 
-MARKER = "QA2_MS_SUMMARY "
+from calibration.incasa.events import SUMMARY_MARKER
+
 AMPLITUDE_SAMPLE_ROWS = 20000
 
 
@@ -151,4 +152,4 @@ def _has(msmd, intent: str) -> bool:
 
 
 def main() -> None:
-    print(MARKER + json.dumps(summarise(sys.argv[1])), flush=True)
+    print(SUMMARY_MARKER + json.dumps(summarise(sys.argv[1])), flush=True)

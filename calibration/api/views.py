@@ -1,0 +1,197 @@
+"""REST API of the calibration app: script versions, runs, products (thin: parse, call a service)."""
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from assignments.models import ExecutionBlock, Mous
+from assignments.permissions import NOT_YOURS, may_work_on
+from calibration import generation, services
+from calibration.api import serializers as s
+from calibration.models import Product, Run, Script, ScriptVersion
+
+
+def _id_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit():
+        raise ValidationError({name: f"{name} must be a numeric id, got {raw!r}."})
+    return int(raw)
+
+
+class CalibrationApiMixin:
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+
+    def require_worker(self, mous: Mous) -> None:
+        if not may_work_on(self.request.user, mous):
+            raise PermissionDenied(NOT_YOURS)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, (services.RunRefused, generation.GenerationFailed)):
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, services.InvalidScript):
+            code = (
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+                if "limit" in str(exc)
+                else status.HTTP_400_BAD_REQUEST
+            )
+            return Response({"detail": str(exc)}, status=code)
+        return super().handle_exception(exc)
+
+
+@extend_schema(parameters=[OpenApiParameter("execution_block", int), OpenApiParameter("mous", int)])
+class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.ScriptVersionSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        qs = ScriptVersion.objects.select_related("script", "author").order_by("script_id", "-number")
+        if (eb := _id_param(self.request, "execution_block")) is not None:
+            qs = qs.filter(script__execution_block_id=eb)
+        if (mous := _id_param(self.request, "mous")) is not None:
+            qs = qs.filter(script__mous_id=mous)
+        return qs
+
+    @extend_schema(
+        request={"multipart/form-data": s.UploadInputSerializer}, responses={201: s.ScriptVersionSerializer}
+    )
+    @action(detail=False, methods=["post"])
+    def upload(self, request: Request) -> Response:
+        data = s.UploadInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        eb = None
+        if v["kind"] == Script.Kind.CALIBRATION:
+            eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=v["execution_block"])
+            mous = eb.mous
+        else:
+            mous = get_object_or_404(Mous, pk=v["mous"])
+        self.require_worker(mous)
+        upload = v["file"]
+        if upload.size > settings.SCRIPT_MAX_BYTES:
+            raise services.InvalidScript(f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit")
+        version = services.script_upload(
+            kind=v["kind"],
+            mous=mous,
+            eb=eb,
+            data=upload.read(),
+            filename=upload.name,
+            by=request.user,
+            note=v["note"],
+        )
+        return Response(s.ScriptVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.GenerateInputSerializer, responses={202: None})
+    @action(detail=False, methods=["post"])
+    def generate(self, request: Request) -> Response:
+        data = s.GenerateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        eb = get_object_or_404(
+            ExecutionBlock.objects.select_related("mous"), pk=data.validated_data["execution_block"]
+        )
+        self.require_worker(eb.mous)
+        item = generation.script_generate_request(eb=eb, by=request.user)
+        return Response({"generation": item.pk, "status": item.status}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={201: s.ScriptVersionSerializer})
+    @action(detail=True, methods=["post"])
+    def convert(self, request: Request, pk: str | None = None) -> Response:
+        version = self.get_object()
+        self.require_worker(version.script.mous)
+        converted = services.script_convert_python2(version=version, by=request.user)
+        return Response(s.ScriptVersionSerializer(converted).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "text/x-python"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> HttpResponse:
+        version = self.get_object()
+        response = HttpResponse(version.read_bytes(), content_type="text/x-python; charset=utf-8")
+        name = version.script.filename.replace(".py", f".v{version.number}.py")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("execution_block", int),
+        OpenApiParameter("mous", int),
+        OpenApiParameter("status", str),
+    ]
+)
+class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.RunSerializer
+
+    def get_queryset(self):
+        qs = Run.objects.select_related("created_by").prefetch_related("steps")
+        if (eb := _id_param(self.request, "execution_block")) is not None:
+            qs = qs.filter(execution_block_id=eb)
+        if (mous := _id_param(self.request, "mous")) is not None:
+            qs = qs.filter(mous_id=mous)
+        if state := self.request.query_params.get("status"):
+            if state not in Run.Status.values:
+                raise ValidationError({"status": f"one of {', '.join(Run.Status.values)}"})
+            qs = qs.filter(status=state)
+        return qs
+
+    @extend_schema(request=s.RunCreateInputSerializer, responses={201: s.RunSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = s.RunCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        version = get_object_or_404(
+            ScriptVersion.objects.select_related("script__mous"), pk=v["script_version"]
+        )
+        self.require_worker(version.script.mous)
+        if v["from_scratch"]:
+            run = services.run_from_scratch(version=version, by=request.user)
+        else:
+            run = services.run_create(
+                version=version,
+                steps=v["steps"],
+                by=request.user,
+                step_timeout_seconds=v["step_timeout_seconds"],
+            )
+        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=s.RunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        self.require_worker(run.mous)
+        return Response(s.RunSerializer(services.run_cancel(run=run, by=request.user)).data)
+
+    @extend_schema(request=s.RerunInputSerializer, responses={201: s.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        self.require_worker(run.mous)
+        data = s.RerunInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if run.script_version is None:
+            raise services.RunRefused("this maintenance run cannot be re-run")
+        new = services.run_rerun(run=run, from_step=data.validated_data["from_step"], by=request.user)
+        return Response(s.RunSerializer(new).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[OpenApiParameter("execution_block", int), OpenApiParameter("kind", str)])
+class ProductViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.ProductSerializer
+
+    def get_queryset(self):
+        qs = Product.objects.select_related("step")
+        if (eb := _id_param(self.request, "execution_block")) is not None:
+            qs = qs.filter(execution_block_id=eb)
+        if kind := self.request.query_params.get("kind"):
+            if kind not in Product.Kind.values:
+                raise ValidationError({"kind": f"one of {', '.join(Product.Kind.values)}"})
+            qs = qs.filter(kind=kind)
+        return qs

@@ -1,0 +1,36 @@
+from django.urls import path
+
+from calibration import views
+
+urlpatterns = [
+    path("calibration/eb/<int:pk>/", views.eb_page, name="calibration-eb"),
+    path("calibration/eb/<int:pk>/generate/", views.eb_generate, name="calibration-eb-generate"),
+    path("calibration/eb/<int:pk>/upload/", views.eb_upload, name="calibration-eb-upload"),
+    path("calibration/eb/<int:pk>/run/", views.eb_run, name="calibration-eb-run"),
+    path(
+        "calibration/eb/<int:pk>/flags/restore/", views.eb_restore_flags, name="calibration-eb-restore-flags"
+    ),
+    path("calibration/eb/<int:pk>/products/", views.eb_products, name="calibration-eb-products"),
+    path("calibration/mous/<int:pk>/", views.mous_scripts, name="calibration-mous"),
+    path(
+        "calibration/mous/<int:pk>/imaging/generate/",
+        views.mous_generate_imaging,
+        name="calibration-mous-imaging",
+    ),
+    path(
+        "calibration/mous/<int:pk>/imaging/run/", views.mous_run_imaging, name="calibration-mous-imaging-run"
+    ),
+    path("calibration/generations/<int:pk>/", views.generation_status, name="calibration-generation"),
+    path("calibration/versions/<int:pk>/", views.version_page, name="calibration-version"),
+    path(
+        "calibration/versions/<int:pk>/download/", views.version_download, name="calibration-version-download"
+    ),
+    path("calibration/versions/<int:pk>/convert/", views.version_convert, name="calibration-version-convert"),
+    path("calibration/versions/<int:pk>/diff/", views.version_diff, name="calibration-version-diff"),
+    path("calibration/runs/<int:pk>/", views.run_page, name="calibration-run"),
+    path("calibration/runs/<int:pk>/status/", views.run_status, name="calibration-run-status"),
+    path("calibration/runs/<int:pk>/cancel/", views.run_cancel, name="calibration-run-cancel"),
+    path("calibration/runs/<int:pk>/rerun/", views.run_rerun, name="calibration-run-rerun"),
+    path("calibration/runs/<int:pk>/log/<str:which>/", views.run_log, name="calibration-run-log"),
+    path("calibration/products/<int:pk>/file/", views.product_file, name="calibration-product-file"),
+]

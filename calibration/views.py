@@ -1,0 +1,430 @@
+"""Calibration pages: an EB's scripts and runs, versions and diffs, the live run page, products."""
+
+import mimetypes
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from assignments.models import ExecutionBlock, Mous
+from assignments.permissions import NOT_YOURS, may_work_on
+from assignments.services import PathOutsideDataRoot, eb_folder, inside_data_root
+from calibration import generation, services
+from calibration.models import Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
+
+LOG_TAIL_BYTES = 64 * 1024
+SERVED_KINDS = {Product.Kind.PNG, Product.Kind.TXT, Product.Kind.LOG, Product.Kind.FITS}
+
+
+def _require_worker(request: HttpRequest, mous: Mous) -> None:
+    if not may_work_on(request.user, mous):
+        raise PermissionDenied(NOT_YOURS)
+
+
+def _int_list(values: list[str]) -> list[int]:
+    try:
+        return [int(v) for v in values if v.strip()]
+    except ValueError:
+        raise services.RunRefused(f"step numbers must be integers, got {values}") from None
+
+
+@login_required
+def eb_page(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(
+        ExecutionBlock.objects.select_related("mous__project", "mous__assignee__user"), pk=pk
+    )
+    script = Script.objects.filter(execution_block=eb, kind=Script.Kind.CALIBRATION).first()
+    versions = list(script.versions.select_related("author")) if script else []
+    selected = versions[0] if versions else None
+    if request.GET.get("version") and script:
+        selected = get_object_or_404(ScriptVersion, pk=request.GET["version"], script=script)
+    context = {
+        "eb": eb,
+        "mous": eb.mous,
+        "script": script,
+        "versions": versions,
+        "selected": selected,
+        "runs": eb.runs.select_related("script_version", "created_by")[:20],
+        "generation": eb.generations.first(),
+        "can_work": may_work_on(request.user, eb.mous),
+        "flag_versions": services.flag_versions(eb) if eb_folder(eb).exists() else {},
+        "raw_separate": services.raw_data_is_separate(eb),
+    }
+    return render(request, "calibration/eb.html", context)
+
+
+@login_required
+@require_POST
+def eb_generate(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
+    _require_worker(request, eb.mous)
+    try:
+        generation.script_generate_request(eb=eb, by=request.user)
+    except generation.GenerationFailed as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, "Generating the standard script from the data on a worker...")
+    return redirect("calibration-eb", pk=eb.pk)
+
+
+@login_required
+@require_POST
+def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
+    _require_worker(request, eb.mous)
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a script file to upload.")
+        return redirect("calibration-eb", pk=eb.pk)
+    if upload.size > settings.SCRIPT_MAX_BYTES:
+        messages.error(
+            request, f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit; nothing stored"
+        )
+        return redirect("calibration-eb", pk=eb.pk)
+    try:
+        version = services.script_upload(
+            kind=Script.Kind.CALIBRATION,
+            mous=eb.mous,
+            eb=eb,
+            data=upload.read(),
+            filename=upload.name,
+            by=request.user,
+            note=request.POST.get("note", "")[:2000],
+        )
+    except services.InvalidScript as exc:
+        messages.error(request, f"Upload refused: {exc}")
+        return redirect("calibration-eb", pk=eb.pk)
+    messages.success(request, f"Stored as version {version.number} ({len(version.step_numbers)} steps).")
+    return redirect(f"{reverse('calibration-eb', args=[eb.pk])}?version={version.pk}")
+
+
+@login_required
+@require_POST
+def eb_run(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
+    _require_worker(request, eb.mous)
+    version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__execution_block=eb)
+    action = request.POST.get("action", "selected")
+    try:
+        if action == "scratch":
+            run = services.run_from_scratch(version=version, by=request.user)
+        else:
+            steps = [] if action == "all" else _int_list(request.POST.getlist("steps"))
+            if action == "selected" and not steps:
+                raise services.RunRefused("select at least one step (or use Run all)")
+            run = services.run_create(version=version, steps=steps, by=request.user)
+    except services.RunRefused as exc:
+        messages.error(request, f"Run refused: {exc}")
+        return redirect(f"{reverse('calibration-eb', args=[eb.pk])}?version={version.pk}")
+    return redirect("calibration-run", pk=run.pk)
+
+
+@login_required
+@require_POST
+def eb_restore_flags(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
+    _require_worker(request, eb.mous)
+    try:
+        run = services.flagversion_restore(
+            eb=eb, ms=request.POST.get("ms", ""), version_name=request.POST.get("name", ""), by=request.user
+        )
+    except services.RunRefused as exc:
+        messages.error(request, f"Restore refused: {exc}")
+        return redirect("calibration-eb", pk=eb.pk)
+    return redirect("calibration-run", pk=run.pk)
+
+
+@login_required
+def eb_products(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
+    kind = request.GET.get("kind", "")
+    products = eb.products.select_related("step", "run").order_by("relpath", "-created_at")
+    if kind:
+        products = products.filter(kind=kind)
+    latest: dict[str, Product] = {}
+    for product in products:
+        latest.setdefault(product.relpath, product)
+    rows = sorted(latest.values(), key=lambda p: p.relpath)
+    context = {
+        "eb": eb,
+        "mous": eb.mous,
+        "products": rows,
+        "pngs": [p for p in rows if p.kind == Product.Kind.PNG],
+        "kinds": Product.Kind.choices,
+        "kind": kind,
+    }
+    return render(request, "calibration/products.html", context)
+
+
+@login_required
+def product_file(request: HttpRequest, pk: int) -> FileResponse:
+    product = get_object_or_404(Product.objects.select_related("run"), pk=pk)
+    if product.kind not in SERVED_KINDS:
+        raise Http404("only plots, text, logs and FITS files are served; tables stay on the worker side")
+    try:
+        path = inside_data_root(product.path)
+    except PathOutsideDataRoot:
+        raise Http404("not under DATA_ROOT") from None
+    if not path.is_file():
+        raise Http404(f"{product.relpath} is no longer on disk")
+    inline = product.kind == Product.Kind.PNG
+    content_type = "image/png" if inline else (mimetypes.guess_type(path.name)[0] or "text/plain")
+    if product.kind in (Product.Kind.TXT, Product.Kind.LOG):
+        content_type = "text/plain; charset=utf-8"
+    return FileResponse(
+        path.open("rb"), as_attachment=not inline, filename=path.name, content_type=content_type
+    )
+
+
+@login_required
+def version_page(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(
+        ScriptVersion.objects.select_related("script__mous", "script__execution_block"), pk=pk
+    )
+    lines = version.text().splitlines()
+    step_at = {s["start_line"]: s for s in version.parsed.get("steps", [])}
+    context = {
+        "version": version,
+        "mous": version.script.mous,
+        "lines": [(i + 1, line, step_at.get(i + 1)) for i, line in enumerate(lines)],
+        "others": version.script.versions.exclude(pk=version.pk),
+        "can_work": may_work_on(request.user, version.script.mous),
+    }
+    return render(request, "calibration/version.html", context)
+
+
+@login_required
+def version_download(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(ScriptVersion.objects.select_related("script__execution_block"), pk=pk)
+    name = version.script.filename.replace(".py", f".v{version.number}.py")
+    response = HttpResponse(version.read_bytes(), content_type="text/x-python; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@login_required
+@require_POST
+def version_convert(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(ScriptVersion.objects.select_related("script__mous"), pk=pk)
+    _require_worker(request, version.script.mous)
+    try:
+        converted = services.script_convert_python2(version=version, by=request.user)
+    except services.InvalidScript as exc:
+        messages.error(request, str(exc))
+        return redirect("calibration-version", pk=version.pk)
+    messages.success(request, f"Python 3 version stored as v{converted.number}: review the diff below.")
+    return redirect(f"{reverse('calibration-version-diff', args=[version.pk])}?against={converted.pk}")
+
+
+@login_required
+def version_diff(request: HttpRequest, pk: int) -> HttpResponse:
+    old = get_object_or_404(ScriptVersion.objects.select_related("script"), pk=pk)
+    against = request.GET.get("against", "")
+    if not against.isdigit():
+        raise Http404("choose the version to compare with (?against=<id>)")
+    new = get_object_or_404(ScriptVersion, pk=int(against), script=old.script)
+    if new.number < old.number:
+        old, new = new, old
+    diff = services.version_diff(old, new)
+    rows = []
+    for tag, i1, i2, j1, j2 in diff["opcodes"]:
+        span = max(i2 - i1, j2 - j1)
+        for k in range(span):
+            left = (i1 + k + 1, diff["a"][i1 + k]) if i1 + k < i2 else (None, "")
+            right = (j1 + k + 1, diff["b"][j1 + k]) if j1 + k < j2 else (None, "")
+            rows.append((tag, left, right))
+    context = {
+        "old": old,
+        "new": new,
+        "mous": old.script.mous,
+        "rows": _collapse_equal(rows),
+        "changed_steps": diff["changed_steps"],
+        "step_titles": {s["number"]: s["title"] for s in new.parsed.get("steps", [])},
+        "unified": "\n".join(diff["unified"]),
+    }
+    return render(request, "calibration/diff.html", context)
+
+
+def _collapse_equal(rows: list, context: int = 3) -> list:
+    """Keep changed rows and `context` equal rows around them; fold the rest into one marker row."""
+    keep = set()
+    for index, (tag, _, _) in enumerate(rows):
+        if tag != "equal":
+            keep.update(range(index - context, index + context + 1))
+    out, folded = [], 0
+    for index, row in enumerate(rows):
+        if index in keep:
+            if folded:
+                out.append(("fold", (None, f"{folded} unchanged lines"), (None, "")))
+                folded = 0
+            out.append(row)
+        else:
+            folded += 1
+    if folded:
+        out.append(("fold", (None, f"{folded} unchanged lines"), (None, "")))
+    return out
+
+
+@login_required
+def run_page(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(
+        Run.objects.select_related("mous", "execution_block", "script_version__script", "created_by"), pk=pk
+    )
+    context = {
+        "run": run,
+        "mous": run.mous,
+        "steps": list(run.steps.all()),
+        "can_work": may_work_on(request.user, run.mous),
+    }
+    return render(request, "calibration/run.html", context)
+
+
+def run_status_data(run: Run) -> dict:
+    steps = list(run.steps.all())
+    done = sum(1 for s in steps if s.status in (RunStep.Status.SUCCEEDED, RunStep.Status.FAILED))
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "terminal": run.is_terminal,
+        "error": run.error,
+        "attempts": run.attempts,
+        "cancel_requested": run.cancel_requested,
+        "steps_done": done,
+        "steps_total": len(steps),
+        "duration_seconds": run.duration_seconds,
+        "steps": [
+            {
+                "number": s.number,
+                "title": s.title,
+                "status": s.status,
+                "duration_seconds": s.duration_seconds,
+                "error": s.error,
+                "skipped_helpers": s.skipped_helpers,
+                "casa_tasks": s.casa_tasks,
+                "severe": s.severe_messages,
+                "output_tail": s.output_tail[-4000:],
+            }
+            for s in steps
+        ],
+        "log_tail": _tail(Path(run.folder) / run.output_log_name),
+    }
+
+
+def _tail(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+@login_required
+def run_status(request: HttpRequest, pk: int) -> JsonResponse:
+    run = get_object_or_404(Run, pk=pk)
+    return JsonResponse(run_status_data(run))
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("mous"), pk=pk)
+    _require_worker(request, run.mous)
+    try:
+        services.run_cancel(run=run, by=request.user)
+    except services.RunRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, "Cancel requested: the worker stops CASA within seconds.")
+    return redirect("calibration-run", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("mous", "script_version"), pk=pk)
+    _require_worker(request, run.mous)
+    raw = request.POST.get("from_step", "")
+    try:
+        if run.script_version is None:
+            raise services.RunRefused("this maintenance run cannot be re-run")
+        if request.POST.get("action") == "scratch":
+            new = services.run_from_scratch(version=run.script_version, by=request.user)
+        elif request.POST.get("action") == "all":
+            new = services.run_create(version=run.script_version, steps=[], by=request.user)
+        else:
+            new = services.run_rerun(run=run, from_step=int(raw) if raw.strip() else None, by=request.user)
+    except (services.RunRefused, ValueError) as exc:
+        messages.error(request, f"Run refused: {exc}")
+        return redirect("calibration-run", pk=run.pk)
+    return redirect("calibration-run", pk=new.pk)
+
+
+@login_required
+def run_log(request: HttpRequest, pk: int, which: str) -> FileResponse:
+    run = get_object_or_404(Run, pk=pk)
+    name = {"casa": run.casa_log_name, "output": run.output_log_name}.get(which)
+    if name is None:
+        raise Http404("logs are 'casa' or 'output'")
+    path = Path(run.folder) / name
+    if not path.is_file():
+        raise Http404(f"{name} does not exist (yet)")
+    return FileResponse(path.open("rb"), content_type="text/plain; charset=utf-8")
+
+
+@login_required
+def mous_scripts(request: HttpRequest, pk: int) -> HttpResponse:
+    """The MOUS-level scripts (imaging) and the EBs' calibration pages."""
+    mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
+    imaging = Script.objects.filter(mous=mous, kind=Script.Kind.IMAGING).first()
+    context = {
+        "mous": mous,
+        "ebs": mous.execution_blocks.all(),
+        "imaging": imaging,
+        "imaging_versions": list(imaging.versions.all()) if imaging else [],
+        "runs": mous.runs.filter(execution_block__isnull=True).select_related("script_version")[:10],
+        "can_work": may_work_on(request.user, mous),
+    }
+    return render(request, "calibration/mous.html", context)
+
+
+@login_required
+@require_POST
+def mous_generate_imaging(request: HttpRequest, pk: int) -> HttpResponse:
+    mous = get_object_or_404(Mous, pk=pk)
+    _require_worker(request, mous)
+    try:
+        version = generation.imaging_script_create(mous=mous, by=request.user)
+    except generation.GenerationFailed as exc:
+        messages.error(request, str(exc))
+        return redirect("calibration-mous", pk=mous.pk)
+    messages.success(request, f"scriptForImaging.py v{version.number} generated.")
+    return redirect("calibration-mous", pk=mous.pk)
+
+
+@login_required
+@require_POST
+def mous_run_imaging(request: HttpRequest, pk: int) -> HttpResponse:
+    mous = get_object_or_404(Mous, pk=pk)
+    _require_worker(request, mous)
+    version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__mous=mous)
+    try:
+        run = services.run_create(version=version, steps=[], by=request.user)
+    except services.RunRefused as exc:
+        messages.error(request, f"Run refused: {exc}")
+        return redirect("calibration-mous", pk=mous.pk)
+    return redirect("calibration-run", pk=run.pk)
+
+
+@login_required
+def generation_status(request: HttpRequest, pk: int) -> JsonResponse:
+    item = get_object_or_404(ScriptGeneration, pk=pk)
+    return JsonResponse({"status": item.status, "error": item.error, "version": item.version_id})
