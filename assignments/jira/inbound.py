@@ -363,7 +363,8 @@ def _assign(*, mous: Mous, reducer: Person, by, source: str, outcome: Outcome) -
         # delivery's transaction, and reported on the ticket.
         message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         outcome.add(f"assignment refused: {message}")
-        outbox_enqueue_for_refusal(mous=mous, reason=f"assignment of MOUS {mous.uid} from {source}: {message}")
+        reason = f"assignment of MOUS {mous.uid} from {source}: {message}"
+        outbox_enqueue_for_refusal(mous=mous, reason=reason)
         return
     outcome.add(f"assigned to {reducer.user.get_username()}")
 

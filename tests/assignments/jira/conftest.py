@@ -80,7 +80,10 @@ def people(db):
     reducer = PersonFactory(user__username="ared", user__email="ared@alma.example.org")
     pi_person = PersonFactory(user__username="pipi", user__email="pi@uni.example.org")
     mous = MousFactory(
-        jira_key="SCOPS-1234", uid="uid://A001/X100/X10", project__code="2019.1.00100.S", sb_name="NGC253_a_06_TE"
+        jira_key="SCOPS-1234",
+        uid="uid://A001/X100/X10",
+        project__code="2019.1.00100.S",
+        sb_name="NGC253_a_06_TE",
     )
     InvestigatorFactory(project=mous.project, email="pi@uni.example.org", user=pi_person.user, name="P. I.")
     return {

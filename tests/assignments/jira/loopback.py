@@ -89,7 +89,7 @@ def _handler(jira: LoopbackJira) -> type[BaseHTTPRequestHandler]:
                 else:
                     body = json.loads(raw)["body"]
                     stored = jira.comments.setdefault(match.group(1), [])
-                    comment = {"id": str(10000 + sum(map(len, jira.comments.values()))), "body": body}
+                    comment = {"id": str(10001 + sum(map(len, jira.comments.values()))), "body": body}
                     stored.append(comment)
                     status, payload = (
                         (503, {"errorMessages": ["gateway"]}) if jira.lose_answers else (201, comment)
