@@ -101,13 +101,24 @@ def cached_build(cache_root: Path, key: str, make: Any) -> EbBuild:
     return EbBuild.load(final)
 
 
-def cached_eb(spec: EbSpec, cache_root: Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> EbBuild:
+def default_cache_root() -> Path:
+    """Where built EBs are kept: shared by the demo, every test session and benchmark run
+    (QA2_SIMCACHE overrides; not under a per-run VAR_DIR so a cache survives test runs)."""
+    from django.conf import settings
+
+    return Path(os.environ.get("QA2_SIMCACHE") or Path(settings.BASE_DIR) / "var" / "simcache")
+
+
+def cached_eb(spec: EbSpec, cache_root: Path | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> EbBuild:
+    """The build of `spec` from the cache, building it first when missing."""
     validate(spec)
+    cache_root = default_cache_root() if cache_root is None else cache_root
     return cached_build(cache_root, spec_hash(spec), lambda tmp: build_eb(spec, tmp, timeout=timeout))
 
 
-def cached_ngc5921(cache_root: Path) -> EbBuild:
-    return cached_build(cache_root, "ngc5921-v1", lambda tmp: import_ngc5921(tmp))
+def cached_ngc5921(cache_root: Path | None = None) -> EbBuild:
+    cache_root = default_cache_root() if cache_root is None else cache_root
+    return cached_build(cache_root, "ngc5921-v2", lambda tmp: import_ngc5921(tmp))
 
 
 def copy_ms(src: Path, dest_dir: Path, name: str | None = None) -> Path:
@@ -118,3 +129,28 @@ def copy_ms(src: Path, dest_dir: Path, name: str | None = None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src, dest, symlinks=True)
     return dest
+
+
+# --- CASA-side checks, answered as JSON ------------------------------------------------------
+def casa_json(
+    code: str, marker: str, *, cwd: Path, args: list[str], timeout: float = 600.0
+) -> dict[str, Any]:
+    """Run `code` in CASA and return the JSON it printed after `marker`."""
+    result = casa.run_casa(code, cwd=cwd, timeout=timeout, args=args)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith(marker + " ")), None)
+    if not result.ok or line is None:
+        raise BuildFailed(f"{marker} failed (exit code {result.returncode}):\n{_tail(result)}")
+    return json.loads(line.removeprefix(marker + " "))
+
+
+def verify_eb(ms: Path, truth_dir: Path, *, timeout: float = 900.0) -> dict[str, Any]:
+    """Calibrate `ms` (a writable copy: flags and caltables are written beside it) with real
+    CASA and report what it recovers, next to the truth in `truth_dir`."""
+    code = "from calibration.simulate.verify import main; main()"
+    return casa_json(code, "SIMVERIFY", cwd=Path(ms).parent, args=[str(ms), str(truth_dir)], timeout=timeout)
+
+
+def inspect_eb(ms: Path, *, timeout: float = 300.0) -> dict[str, Any]:
+    """Antennas, spws, intents and ALMA subtables of `ms` as CASA sees them (read only)."""
+    code = "from calibration.simulate.verify import main_inspect; main_inspect()"
+    return casa_json(code, "SIMINSPECT", cwd=Path(ms).parent, args=[str(ms)], timeout=timeout)

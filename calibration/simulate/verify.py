@@ -371,3 +371,45 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     result = verify(args[0], Path(args[1]))
     print("SIMVERIFY " + json.dumps(result), flush=True)
+
+
+def inspect_ms(ms: str) -> dict[str, Any]:
+    """What an ALMA reducer checks first: antennas, spws, intents, scans, the ALMA subtables."""
+    import casatools
+
+    msmd = casatools.msmetadata()
+    msmd.open(ms)
+    nspw = msmd.nspw()
+    out: dict[str, Any] = {
+        "antennas": list(msmd.antennanames()),
+        "fields": list(msmd.fieldnames()),
+        "intents": sorted(msmd.intents()),
+        "nscans": len(msmd.scannumbers()),
+        "spw_nchan": [int(msmd.nchan(i)) for i in range(nspw)],
+        "spw_names": list(msmd.namesforspws(list(range(nspw)))),
+        "wvr_spws": [int(x) for x in msmd.almaspws(wvr=True)],
+    }
+    msmd.close()
+    tb = _table()
+    tb.open(ms)
+    times = tb.getcol("TIME")
+    out["duration_s"] = float(times.max() - times.min())
+    out["keywords"] = sorted(tb.getkeywords())
+    out["columns"] = sorted(tb.colnames())
+    tb.close()
+    tb.open(ms + "/POLARIZATION")
+    out["ncorr"] = [int(n) for n in tb.getcol("NUM_CORR")]
+    tb.close()
+    tb.open(ms + "/POINTING")
+    out["pointing_frame"] = tb.getcolkeywords("DIRECTION")["MEASINFO"]["Ref"]
+    tb.close()
+    tb.open(ms + "/SYSCAL")
+    out["syscal_rows"] = tb.nrows()
+    out["syscal_columns"] = sorted(tb.colnames())
+    tb.close()
+    return out
+
+
+def main_inspect(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    print("SIMINSPECT " + json.dumps(inspect_ms(args[0])), flush=True)
