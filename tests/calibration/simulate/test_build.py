@@ -1,5 +1,6 @@
 """The small simulated EB as CASA sees it, and the build cache."""
 
+import json
 import threading
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def test_cached_build_is_built_once_even_when_two_builders_race(tmp_path):
         calls.append(folder)
         barrier.wait(timeout=10)  # both are building at the same time
         (folder / "x.ms").mkdir()
-        (folder / "truth.json").write_text('{"ms_name": "x.ms", "builder": "%s"}' % folder.name)
+        (folder / "truth.json").write_text(json.dumps({"ms_name": "x.ms", "builder": folder.name}))
 
     results: list[EbBuild] = []
     threads = [

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_small_layout_has_alma_intents_and_atm_subscans():
         "CALIBRATE_ATMOSPHERE#HOT",
     ]
     assert [s.number for s in scans] == list(range(1, len(scans) + 1))
-    assert all(a.stop_s < b.start_s for a, b in zip(scans, scans[1:], strict=False))
+    assert all(a.stop_s < b.start_s for a, b in pairwise(scans))
 
 
 def test_hash_changes_with_seed_and_faults():
