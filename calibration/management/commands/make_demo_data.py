@@ -1,0 +1,160 @@
+"""Register the demo project with its MOUS and EBs, and put real data in their EB folders.
+
+(a) a two-EB ALMA MOUS built by the simulator (two seeds, different injected faults);
+(b) a one-EB MOUS holding the VLA NGC5921 data shipped with CASA.
+Idempotent: rows are matched by uid, an EB whose MS is already in its folder is left alone,
+and builds come from the simulated-EB cache, so a second `make run` takes about a second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from assignments.models import ExecutionBlock, Investigator, Mous, Project
+from assignments.services import eb_folder, mous_stage
+from calibration.simulate import presets
+from calibration.simulate.build import EbBuild, cached_eb, cached_ngc5921, copy_ms, default_cache_root
+from calibration.simulate.ngc5921 import render_script
+from calibration.simulate.spec import BadWvr, BandpassDefect, DeadAntenna, HotTsys, LowSnrSpw, Quack
+
+PROJECT = {"code": "2019.1.00001.S", "title": "Demo: the disc of HD 163296 and HI in NGC 5921", "cycle": 7}
+INVESTIGATORS = (
+    ("Ada Lovelace-Demo", "pi@example.org", Investigator.Role.PI),
+    ("Carl Sagan-Demo", "coi@example.org", Investigator.Role.COI),
+)
+
+
+@dataclass(frozen=True)
+class DemoEb:
+    uid: str
+    observed_at: dt.datetime
+    source: str  # "sim" or "ngc5921"
+    seed: int = 0
+    faults: tuple = ()
+
+
+ALMA_MOUS = {
+    "uid": "uid://A001/Xsim01/X1",
+    "sb_name": "HD_163296_a_06_TM1",
+    "science_goal": "Disc continuum and CO(2-1)",
+    "array": Mous.Array.TWELVE_M_EXTENDED,
+    "band": 6,
+    "representative_frequency_ghz": 230.538,
+    "requested_rms_mjy": 0.5,
+    "rms_bandwidth_mhz": 2000.0,
+    "resolution_min_arcsec": 0.9,
+    "resolution_max_arcsec": 1.6,
+    "goal": Mous.Goal.CONTINUUM,
+}
+ALMA_EBS = (
+    # the casa-lab faults: bad WVR + bandpass notch/jump on DV07, hot receiver on DA44
+    DemoEb(
+        "uid://A002/Xsim01/X1",
+        dt.datetime(2024, 6, 1, 5, 0, tzinfo=dt.UTC),
+        "sim",
+        seed=101,
+        faults=(BadWvr("DV07"), BandpassDefect("DV07", spw=2), HotTsys("DA44")),
+    ),
+    # a second night with other problems: dead antenna, quack, narrow spw, hot DV03
+    DemoEb(
+        "uid://A002/Xsim01/X2",
+        dt.datetime(2024, 6, 2, 5, 0, tzinfo=dt.UTC),
+        "sim",
+        seed=202,
+        faults=(DeadAntenna("DV10"), Quack(), LowSnrSpw(spw=3), HotTsys("DV03")),
+    ),
+)
+NGC_MOUS = {
+    "uid": "uid://A001/Xsim01/X2",
+    "sb_name": "NGC5921_a_01_TC",
+    "science_goal": "HI 21 cm cube (VLA tutorial data standing in for an ALMA EB)",
+    "array": Mous.Array.TWELVE_M_COMPACT,
+    "band": 1,
+    "representative_frequency_ghz": 1.413,
+    "requested_rms_mjy": 3.0,
+    "rms_bandwidth_mhz": 0.0244,
+    "resolution_min_arcsec": 40.0,
+    "resolution_max_arcsec": 70.0,
+    "goal": Mous.Goal.LINE,
+    "notes": "VLA D-array data (casadata demo/NGC5921.fits): antennas are named 1..28; refant '15'.",
+}
+NGC_EBS = (DemoEb("uid://A002/Xsim02/X1", dt.datetime(1995, 4, 13, 9, 19, tzinfo=dt.UTC), "ngc5921"),)
+
+
+class Command(BaseCommand):
+    help = "Create the demo project, MOUS and EBs with simulated ALMA data and NGC5921 (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--cache", type=Path, default=None, help="simulated-EB cache (default var/simcache)"
+        )
+
+    def handle(self, *args, cache: Path | None = None, **options) -> None:
+        started = time.perf_counter()
+        cache = cache or default_cache_root()
+        with transaction.atomic():
+            project = self._project()
+            groups = [
+                (self._mous(project, ALMA_MOUS, ALMA_EBS), ALMA_EBS),
+                (self._mous(project, NGC_MOUS, NGC_EBS), NGC_EBS),
+            ]
+        for mous, demo_ebs in groups:
+            mous_stage(mous)
+            for demo in demo_ebs:
+                self._stage_data(mous.execution_blocks.get(uid=demo.uid), demo, cache)
+        self.stdout.write(f"demo data ready in {time.perf_counter() - started:.1f} s")
+
+    # --- rows ---------------------------------------------------------------------------------
+    def _project(self) -> Project:
+        project, _ = Project.objects.get_or_create(code=PROJECT["code"], defaults=PROJECT)
+        for name, email, role in INVESTIGATORS:
+            Investigator.objects.get_or_create(
+                project=project, name=name, defaults={"email": email, "role": role}
+            )
+        return project
+
+    def _mous(self, project: Project, fields: dict, demo_ebs: tuple[DemoEb, ...]) -> Mous:
+        defaults = {k: v for k, v in fields.items() if k != "uid"}
+        defaults["due_date"] = timezone.localdate() + dt.timedelta(days=21)
+        mous, created = Mous.objects.get_or_create(
+            uid=fields["uid"], defaults={"project": project, **defaults}
+        )
+        if created:
+            self.stdout.write(f"MOUS {mous.uid} registered")
+        for demo in demo_ebs:
+            ExecutionBlock.objects.get_or_create(
+                uid=demo.uid, defaults={"mous": mous, "observed_at": demo.observed_at}
+            )
+        return mous
+
+    # --- data ---------------------------------------------------------------------------------
+    def _stage_data(self, eb: ExecutionBlock, demo: DemoEb, cache: Path) -> None:
+        folder = eb_folder(eb)
+        target = folder / eb.ms_name
+        if not (target / "table.dat").exists():
+            build = self._build(eb, demo, cache)
+            self.stdout.write(f"{eb.uid}: {build.ms.name} ({build.size_mb:.0f} MB) -> {target}")
+            copy_ms(build.ms, folder, name=eb.ms_name)
+            for extra in ("truth.json", "truth.npz"):
+                if (build.folder / extra).exists():
+                    shutil.copy2(build.folder / extra, folder / f"{eb.ms_name}.{extra}")
+            if demo.source == "ngc5921":
+                (folder / f"{eb.ms_name}.scriptForCalibration.py").write_text(render_script(eb.ms_name))
+        if eb.data_status != ExecutionBlock.DataStatus.PRESENT or eb.data_name != eb.ms_name:
+            eb.data_status, eb.data_name = ExecutionBlock.DataStatus.PRESENT, eb.ms_name
+            eb.save(update_fields=["data_status", "data_name"])
+
+    def _build(self, eb: ExecutionBlock, demo: DemoEb, cache: Path) -> EbBuild:
+        if demo.source == "ngc5921":
+            return cached_ngc5921(cache)
+        spec = presets.small().with_faults(*demo.faults, seed=demo.seed, ms_name=eb.ms_name)
+        self.stdout.write(f"{eb.uid}: building the simulated EB (seed {demo.seed}) ...")
+        return cached_eb(spec, cache)
