@@ -106,6 +106,7 @@ class ProjectViewSet(AssignmentsApiMixin, mixins.CreateModelMixin, viewsets.Read
 
     def perform_create(self, serializer: s.ProjectSerializer) -> None:
         project = Project(**serializer.validated_data)
+        project.clean()  # derives the cycle from the code when it was not given
         project.full_clean()
         project.save()
         serializer.instance = project
