@@ -154,3 +154,9 @@ def inspect_eb(ms: Path, *, timeout: float = 300.0) -> dict[str, Any]:
     """Antennas, spws, intents and ALMA subtables of `ms` as CASA sees them (read only)."""
     code = "from calibration.simulate.verify import main_inspect; main_inspect()"
     return casa_json(code, "SIMINSPECT", cwd=Path(ms).parent, args=[str(ms)], timeout=timeout)
+
+
+def asdm_roundtrip(ms: Path, workdir: Path, *, timeout: float = 600.0) -> dict[str, Any]:
+    """exportasdm -> importasdm of `ms` in `workdir`; what survives (see ASDM_ROUNDTRIP.md)."""
+    code = "from calibration.simulate.asdm import main; main()"
+    return casa_json(code, "SIMASDM", cwd=Path(workdir), args=[str(ms), str(workdir)], timeout=timeout)

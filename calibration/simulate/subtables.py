@@ -61,7 +61,22 @@ def fix_spectral_setup(tb, ms: str) -> list[np.ndarray]:
     tb.open(ms + "/POLARIZATION", nomodify=False)
     tb.putcell("CORR_TYPE", wvr_pol, np.array([1], dtype=np.int32))  # Stokes I, as ALMA writes it
     tb.close()
+    merge_polarizations(tb, ms)
     return freqs
+
+
+def merge_polarizations(tb, ms: str) -> None:
+    """The simulator writes one POLARIZATION row per spw; ALMA (and exportasdm, which fails
+    on the duplicates) has one row per correlation setup. Keep the first of identical rows."""
+    tb.open(ms + "/POLARIZATION", nomodify=False)
+    corr = [tuple(tb.getcell("CORR_TYPE", i)) for i in range(tb.nrows())]
+    keep = [i for i, c in enumerate(corr) if corr.index(c) == i]
+    new_id = {i: keep.index(corr.index(c)) for i, c in enumerate(corr)}
+    tb.removerows([i for i in range(len(corr)) if i not in keep])
+    tb.close()
+    tb.open(ms + "/DATA_DESCRIPTION", nomodify=False)
+    tb.putcol("POLARIZATION_ID", np.array([new_id[int(p)] for p in tb.getcol("POLARIZATION_ID")], np.int32))
+    tb.close()
 
 
 def set_observation(tb, ms: str, project: str, schedule_uid: str) -> None:
