@@ -119,14 +119,24 @@ def _follow(proc: subprocess.Popen, f: Follower) -> Outcome:
 def _exit_outcome(returncode: int, f: Follower) -> Outcome:
     if f.failed is not None:
         return Outcome(Run.Status.FAILED, f"step {f.failed.number} failed: {f.failed.error.splitlines()[0]}")
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
+    killed_by = _signal_of(returncode)
+    if killed_by is not None:
+        name = signal.Signals(killed_by).name
         where = f"in step {f.current.number}" if f.current else "outside any step"
-        return Outcome(Run.Status.FAILED, f"CASA crashed {where}: killed by {name}", exit_signal=-returncode)
+        return Outcome(Run.Status.FAILED, f"CASA crashed {where}: killed by {name}", exit_signal=killed_by)
     if returncode != 0 or not f.finished_cleanly:
         tail = " | ".join(list(f.tail)[-3:])
         return Outcome(Run.Status.FAILED, f"CASA exited with code {returncode} before finishing: {tail}")
     return Outcome(Run.Status.SUCCEEDED)
+
+
+def _signal_of(returncode: int) -> int | None:
+    """The signal that ended CASA: Popen says -N; under bubblewrap the wrapper exits with 128+N."""
+    if returncode < 0:
+        return -returncode
+    if 128 < returncode < 128 + signal.NSIG and (returncode - 128) in signal.valid_signals():
+        return returncode - 128
+    return None
 
 
 def _handle_line(line: str, f: Follower, timeout: int) -> None:

@@ -41,10 +41,15 @@ def session_data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def data_root(settings, session_data_root, tmp_path, request) -> Path:
+    """A fresh DATA_ROOT per test; tests with the worker share its root (unique MOUS names
+    keep them apart), because the worker process cannot follow a per-test setting."""
+    settings.MEDIA_ROOT = session_data_root.parent / "media"
+    if {"celery_worker_process", "dedicated_worker"} & set(request.fixturenames):
+        settings.DATA_ROOT = session_data_root
+        return session_data_root
     root = session_data_root / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
     root.mkdir()
     settings.DATA_ROOT = root
-    settings.MEDIA_ROOT = tmp_path / "media"
     return root
 
 
@@ -73,7 +78,7 @@ class WorkerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _start_worker(env_extra: dict[str, str], log: Path, name: str) -> subprocess.Popen:
+def _start_worker(env_extra: dict[str, str], log: Path, name: str, queues: str = "") -> subprocess.Popen:
     from django.conf import settings
 
     env = {**os.environ, **env_extra}
@@ -88,7 +93,7 @@ def _start_worker(env_extra: dict[str, str], log: Path, name: str) -> subprocess
             "--loglevel",
             "INFO",
             "-Q",
-            ",".join(settings.WORKER_QUEUES),
+            queues or ",".join(settings.WORKER_QUEUES),
             "-c",
             "1",
             "-n",
@@ -115,35 +120,63 @@ def _wait_for_worker(name: str, proc: subprocess.Popen, log: Path, timeout: floa
     raise RuntimeError(f"worker {name} did not answer a ping in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, session_data_root, tmp_path_factory):
-    """A real `celery worker` subprocess on the real Redis and the test database."""
-    from django.conf import settings
+def stop_worker(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
 
-    from qa2portal.celery import app
+
+@pytest.fixture(scope="session")
+def worker_environment(django_db_setup, django_db_blocker, session_data_root) -> dict[str, str]:
+    """What a worker subprocess needs to share the test database and folders."""
+    from django.conf import settings
 
     with django_db_blocker.unblock():
         database_url = _database_url_for_worker()
+    return {
+        "DATABASE_URL": database_url,
+        "DATA_ROOT": str(session_data_root),
+        "MEDIA_ROOT": str(session_data_root.parent / "media"),
+        "QA2_VAR_DIR": str(settings.VAR_DIR),
+    }
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(worker_environment, tmp_path_factory):
+    """A real `celery worker` subprocess on the real Redis and the test database."""
+    from qa2portal.celery import app
+
     app.control.purge()
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {
-        "DATABASE_URL": database_url,
-        "DATA_ROOT": str(session_data_root),
-        "QA2_VAR_DIR": str(settings.VAR_DIR),
-    }
-    proc = _start_worker(env, log, name)
+    proc = _start_worker(worker_environment, log, name)
     try:
         _wait_for_worker(name, proc, log)
         yield WorkerProcess(proc, name, log)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+        stop_worker(proc)
+
+
+@pytest.fixture
+def dedicated_worker(worker_environment, tmp_path):
+    """Start a worker of our own on a private queue (for tests that kill it); stopped after."""
+    started: list[subprocess.Popen] = []
+
+    def start(queue: str) -> WorkerProcess:
+        name = f"dedicated-{uuid.uuid4().hex[:8]}@localhost"
+        log = tmp_path / f"{name}.log"
+        proc = _start_worker(worker_environment, log, name, queues=queue)
+        started.append(proc)
+        _wait_for_worker(name, proc, log)
+        return WorkerProcess(proc, name, log)
+
+    yield start
+    for proc in started:
+        stop_worker(proc)
 
 
 # --- browser ---------------------------------------------------------------------------
