@@ -43,10 +43,11 @@ def session_data_root(tmp_path_factory) -> Path:
 def data_root(settings, session_data_root, tmp_path, request) -> Path:
     """A fresh DATA_ROOT per test; tests with the worker share its root (unique MOUS names
     keep them apart), because the worker process cannot follow a per-test setting."""
-    settings.MEDIA_ROOT = session_data_root.parent / "media"
     if {"celery_worker_process", "dedicated_worker"} & set(request.fixturenames):
         settings.DATA_ROOT = session_data_root
+        settings.MEDIA_ROOT = session_data_root.parent / "media"
         return session_data_root
+    settings.MEDIA_ROOT = tmp_path / "media"
     root = session_data_root / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
     root.mkdir()
     settings.DATA_ROOT = root
