@@ -17,7 +17,7 @@ def compose() -> dict:
 
 def test_services_and_shared_volume(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker"}
+    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
     web, worker = services["web"], services["worker"]
     assert web["volumes"] == worker["volumes"] == ["qa2-data:/data"], "web and worker share one data path"
     assert web["environment"]["DATA_ROOT"] == worker["environment"]["DATA_ROOT"]
@@ -46,7 +46,8 @@ def test_commands_and_healthchecks(compose):
     assert "celery -A qa2portal worker" in worker["command"]
     assert "--concurrency $${WORKER_CONCURRENCY}" in worker["command"]
     assert worker["init"] is True
-    for name in services:
+    assert services["beat"]["command"][:4] == ["celery", "-A", "qa2portal", "beat"]
+    for name in ("postgres", "redis", "web", "worker"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
 
 

@@ -58,6 +58,10 @@ class Command(BaseCommand):
                 str(concurrency),
                 "-n",
                 "embedded@%h",
+                # An embedded beat schedules the run reaper and the JIRA outbox sweep.
+                "-B",
+                "-s",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
             cwd=settings.BASE_DIR,
         )
