@@ -1,11 +1,13 @@
 """HTML pages: the DRM whiteboard, My work, the MOUS page and its forms (thin: parse, call, render)."""
 
+from collections import defaultdict
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,6 +16,8 @@ from django.views.decorators.http import require_POST
 
 from assignments import services
 from assignments.forms import (
+    PAGE_SIZES,
+    SORT_CHOICES,
     UNASSIGNED,
     AssignForm,
     BulkAssignForm,
@@ -37,7 +41,7 @@ from assignments.models import (
 )
 from assignments.permissions import MANAGER_ONLY, may_work_on
 
-OPEN_STATES = sorted(ACTIVE_STATES | {MousState.BLOCKED})
+OPEN_STATES = frozenset(ACTIVE_STATES | {MousState.BLOCKED})
 
 
 def jira_browse_base() -> str:
@@ -58,11 +62,17 @@ def whiteboard(request: HttpRequest) -> HttpResponse:
     rows = form.apply(Mous.objects.for_whiteboard())
     paginator = Paginator(rows, form.cleaned_data.get("per_page") or 50)
     page = paginator.get_page(request.GET.get("page"))
-    state_counts = dict(Mous.objects.order_by().values_list("state").annotate(n=Count("pk")))
-    # One query gives the filter and bulk-assign choices and each person's workload.
-    people = reducer_choices().annotate(
-        active=Count("assigned_mous", filter=Q(assigned_mous__state__in=OPEN_STATES))
-    )
+    # One GROUP BY gives both the counts per state and each person's open workload.
+    state_counts: dict[str, int] = defaultdict(int)
+    workload: dict[int | None, int] = defaultdict(int)
+    grouped = Mous.objects.order_by().values_list("state", "assignee_id").annotate(n=Count("pk"))
+    for state, assignee_id, n in grouped:
+        state_counts[state] += n
+        if state in OPEN_STATES:
+            workload[assignee_id] += n
+    people = list(reducer_choices())
+    for person in people:
+        person.active = workload[person.pk]
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -80,6 +90,10 @@ def whiteboard(request: HttpRequest) -> HttpResponse:
             "is_manager": user_is_manager(request.user),
             "total": sum(state_counts.values()),
             "jira_base": jira_browse_base(),
+            "state_choices": MousState.choices,
+            "array_choices": Mous.Array.choices,
+            "sort_choices": SORT_CHOICES,
+            "page_sizes": PAGE_SIZES,
         },
     )
 
