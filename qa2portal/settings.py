@@ -184,6 +184,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One schema enum for the MOUS states (state, blocked_from, old/new_state, transition `to`).
+    "ENUM_NAME_OVERRIDES": {"MousStateEnum": "assignments.models.MousState"},
 }
 
 # --- Celery ----------------------------------------------------------------------------

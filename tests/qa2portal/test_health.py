@@ -16,6 +16,8 @@ def test_demo_drm_logs_in_and_sees_the_health_page(
 ):
     drm = demo_accounts["drm"]
     login(drm.username, drm.password)
+    expect(page).to_have_url(re.compile(r"/whiteboard/$"))  # a DRM's home page
+    page.click(".topbar nav a:has-text('Health')")
     expect(page).to_have_url(re.compile(r"/health/$"))
     expect(page.locator("h1")).to_have_text("System health")
     rows = page.locator("table.health tbody tr")
