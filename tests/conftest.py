@@ -1,6 +1,7 @@
 """Test harness: real PostgreSQL, a real Celery worker over real Redis, real CASA, real Chromium."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def data_root(settings, session_data_root, tmp_path, request) -> Path:
         settings.MEDIA_ROOT = session_data_root.parent / "media"
         return session_data_root
     settings.MEDIA_ROOT = tmp_path / "media"
-    root = session_data_root / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:60]
+    root = session_data_root / f"{safe}-{uuid.uuid4().hex[:6]}"
     root.mkdir()
     settings.DATA_ROOT = root
     return root
@@ -60,6 +62,12 @@ def casa_info(tmp_path_factory) -> dict:
     from calibration import casa
 
     return casa.check()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    # PBKDF2 costs ~0.4 s per user on this machine; tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 # --- Celery ----------------------------------------------------------------------------

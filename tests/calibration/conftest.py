@@ -22,7 +22,9 @@ def reducer(db) -> Person:
 
 @pytest.fixture
 def drm_person(db) -> Person:
-    return PersonFactory(user__username="caldrm", user__password="drm-pw-12345", role=Person.Role.DRM, initials="CD")
+    return PersonFactory(
+        user__username="caldrm", user__password="drm-pw-12345", role=Person.Role.DRM, initials="CD"
+    )
 
 
 @pytest.fixture
@@ -46,13 +48,18 @@ def make_eb(db, reducer) -> Callable[..., ExecutionBlock]:
 
 def script_version(eb: ExecutionBlock, text: str, by=None) -> ScriptVersion:
     script = services.script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
-    return services.script_version_create(script=script, text=text, source=ScriptVersion.Source.UPLOADED, by=by)
+    return services.script_version_create(
+        script=script, text=text, source=ScriptVersion.Source.UPLOADED, by=by
+    )
 
 
 def alma_steps(*bodies: str) -> str:
     """A small ALMA-layout script whose step N runs bodies[N] (indented by the helper)."""
     titles = ", ".join(f"{i}: 'step {i}'" for i in range(len(bodies)))
-    out = [f"thesteps = []\nstep_title = {{{titles}}}", "try:\n  thesteps = mysteps\nexcept NameError:\n  pass"]
+    out = [
+        f"thesteps = []\nstep_title = {{{titles}}}",
+        "try:\n  thesteps = mysteps\nexcept NameError:\n  pass",
+    ]
     for i, body in enumerate(bodies):
         block = "\n".join("  " + line for line in body.strip().splitlines())
         out.append(f"# step {i}\nmystep = {i}\nif(mystep in thesteps):\n{block}\n")

@@ -18,13 +18,16 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from assignments.models import ExecutionBlock, Investigator, Mous, Project
-from assignments.services import eb_folder, mous_stage
+from assignments.models import ExecutionBlock, Investigator, Mous, MousState, Person, Project
+from assignments.services import DEMO_ACCOUNTS, eb_folder, ensure_demo_accounts, mous_assign, mous_stage
+from calibration.models import Script, ScriptVersion
+from calibration.services import script_get_or_create, script_version_create
 from calibration.simulate import presets
 from calibration.simulate.build import EbBuild, cached_eb, cached_ngc5921, copy_ms, default_cache_root
 from calibration.simulate.ngc5921 import render_script
 from calibration.simulate.spec import BadWvr, BandpassDefect, DeadAntenna, HotTsys, LowSnrSpw, Quack
 
+RAW_FOLDER = "raw"
 PROJECT = {"code": "2019.1.00001.S", "title": "Demo: the disc of HD 163296 and HI in NGC 5921", "cycle": 7}
 INVESTIGATORS = (
     ("Ada Lovelace-Demo", "pi@example.org", Investigator.Role.PI),
@@ -110,6 +113,7 @@ class Command(BaseCommand):
             mous_stage(mous)
             for demo in demo_ebs:
                 self._stage_data(mous.execution_blocks.get(uid=demo.uid), demo, cache)
+        self._assign_demo_reducer(groups[0][0])
         self.stdout.write(f"demo data ready in {time.perf_counter() - started:.1f} s")
 
     # --- rows ---------------------------------------------------------------------------------
@@ -137,20 +141,38 @@ class Command(BaseCommand):
 
     # --- data ---------------------------------------------------------------------------------
     def _stage_data(self, eb: ExecutionBlock, demo: DemoEb, cache: Path) -> None:
-        folder = eb_folder(eb)
-        target = folder / eb.ms_name
+        """The MS goes to raw/ as the EB's raw data (no ASDM survives a round trip, see
+        ASDM_ROUNDTRIP.md); step 0 of the scripts copies it to the working MS, so a re-run
+        from scratch can remove the working MS without losing the data."""
+        raw = eb_folder(eb) / RAW_FOLDER
+        target = raw / eb.ms_name
         if not (target / "table.dat").exists():
             build = self._build(eb, demo, cache)
             self.stdout.write(f"{eb.uid}: {build.ms.name} ({build.size_mb:.0f} MB) -> {target}")
-            copy_ms(build.ms, folder, name=eb.ms_name)
+            copy_ms(build.ms, raw, name=eb.ms_name)
             for extra in ("truth.json", "truth.npz"):
                 if (build.folder / extra).exists():
-                    shutil.copy2(build.folder / extra, folder / f"{eb.ms_name}.{extra}")
-            if demo.source == "ngc5921":
-                (folder / f"{eb.ms_name}.scriptForCalibration.py").write_text(render_script(eb.ms_name))
-        if eb.data_status != ExecutionBlock.DataStatus.PRESENT or eb.data_name != eb.ms_name:
-            eb.data_status, eb.data_name = ExecutionBlock.DataStatus.PRESENT, eb.ms_name
+                    shutil.copy2(build.folder / extra, raw / f"{eb.ms_name}.{extra}")
+        data_name = f"{RAW_FOLDER}/{eb.ms_name}"
+        if eb.data_status != ExecutionBlock.DataStatus.PRESENT or eb.data_name != data_name:
+            eb.data_status, eb.data_name = ExecutionBlock.DataStatus.PRESENT, data_name
             eb.save(update_fields=["data_status", "data_name"])
+        if demo.source == "ngc5921" and not Script.objects.filter(execution_block=eb).exists():
+            script = script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
+            script_version_create(
+                script=script,
+                text=render_script(eb.ms_name),
+                source=ScriptVersion.Source.UPLOADED,
+                by=None,
+                note="the VLA NGC5921 tutorial in ALMA step layout (refant '15')",
+            )
+
+    def _assign_demo_reducer(self, mous: Mous) -> None:
+        """The ALMA MOUS starts assigned to the demo reducer, so they can work on it at once."""
+        ensure_demo_accounts()
+        reducer = Person.objects.get(user__username=DEMO_ACCOUNTS[1].username)
+        if mous.assignee_id is None and mous.state == MousState.NEW:
+            mous_assign(mous=mous, reducer=reducer, by=None, note="demo: assigned by make_demo_data")
 
     def _build(self, eb: ExecutionBlock, demo: DemoEb, cache: Path) -> EbBuild:
         if demo.source == "ngc5921":
