@@ -64,6 +64,7 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
         "steps": [[s.number, s.title] for s in steps],
         "casa_log": run.casa_log_name,
         "exclude": [script_name, spec_name, run.output_log_name],
+        "diagnostics_dir": f"qa2portal-diagnostics/run{run.pk}",
     }
     (folder / spec_name).write_text(json.dumps(spec))
     with (folder / run.output_log_name).open("a", encoding="utf-8") as output:
@@ -169,6 +170,10 @@ def _handle_line(line: str, f: Follower, timeout: int) -> None:
         f.current = None
     elif kind == "products":
         _record_products(f.run, f.steps[event["step"]], event["items"])
+    elif kind == "diagnostics":
+        from reports.services import diagnostics_record
+
+        diagnostics_record(run=f.run, step=f.steps[event["step"]], items=event["items"])
     elif kind == "runner_end":
         f.finished_cleanly = True
 

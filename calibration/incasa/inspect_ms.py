@@ -14,7 +14,7 @@ from calibration.incasa.events import SUMMARY_MARKER
 AMPLITUDE_SAMPLE_ROWS = 20000
 
 
-def _antenna_amplitudes(ms_path: str, ddid: int, field: int, n_ant: int) -> list[float | None]:
+def antenna_amplitudes(ms_path: str, ddid: int, field: int, n_ant: int) -> list[float | None]:
     """Median |visibility| per antenna on one field and spw (a dead antenna shows ~0)."""
     tb = casatools.table()
     tb.open(ms_path)
@@ -100,7 +100,7 @@ def summarise(ms_path: str) -> dict:
     bandpass_fields = [f["id"] for f in fields if any("BANDPASS" in i for i in f["intents"])]
     amp_field = bandpass_fields[0] if bandpass_fields else 0
     amplitudes = (
-        _antenna_amplitudes(ms_path, ddid_of_spw[science[0]], amp_field, len(names)) if science else []
+        antenna_amplitudes(ms_path, ddid_of_spw[science[0]], amp_field, len(names)) if science else []
     )
     flagger = casatools.agentflagger()
     flagged: dict[str, float] = {}

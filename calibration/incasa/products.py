@@ -8,7 +8,7 @@ import casatools
 Snapshot = dict[str, tuple[int, int]]  # relpath -> (mtime_ns, size)
 
 TEXT_SUFFIXES = {".txt", ".listobs", ".wvrgcal", ".fluxscale", ".csv", ".dat", ".json"}
-SKIP_NAMES = {"__pycache__"}
+SKIP_NAMES = {"__pycache__", "qa2portal-diagnostics"}  # our own artifacts are not step products
 
 
 def is_table(path: Path) -> bool:

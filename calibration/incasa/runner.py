@@ -46,6 +46,8 @@ class StepState:
     def __init__(self) -> None:
         self.tasks: list[str] = []
         self.missing: list[str] = []
+        # (task, keyword arguments, return value) of every CASA task call, for diagnostics.
+        self.calls: list[tuple[str, dict, object]] = []
 
 
 def wrap_task(name: str, task, state: StepState):
@@ -55,6 +57,7 @@ def wrap_task(name: str, task, state: StepState):
     def call(*args, **kwargs):
         state.tasks.append(name)
         result = task(*args, **kwargs)
+        state.calls.append((name, kwargs, result))
         expected = kwargs.get(parameter) if parameter else None
         if name == "tclean" and kwargs.get("imagename") and kwargs.get("niter", 0) >= 0:
             expected = f"{kwargs['imagename']}.psf"
@@ -93,6 +96,24 @@ def version_check(message: object = "") -> None:
     casalog.post(text, "WARN")
 
 
+def diagnose(folder: Path, out_dir: str, made: list[dict], calls: list) -> list[dict]:
+    """Diagnostics of what the step made; never fails the step (the extractor says what it could not read)."""
+    from reports.incasa.extract import after_step
+
+    try:
+        return after_step(folder, out_dir, made, calls)
+    except Exception as exc:
+        return [
+            {
+                "topic": "gains",
+                "name": "diagnostics",
+                "artifact": "",
+                "product": "",
+                "summary": {"cannot_assess": f"diagnostics failed: {type(exc).__name__}: {exc}"},
+            }
+        ]
+
+
 def severe_lines(log: Path, offset: int) -> tuple[list[str], int]:
     try:
         with log.open("r", errors="replace") as handle:
@@ -128,6 +149,7 @@ def main(spec_path: str) -> int:
         skipped.calls.clear()
         state.tasks.clear()
         state.missing.clear()
+        state.calls.clear()
         emit("step_start", step=number, title=title)
         casalog.post(f"qa2portal: step {number} {title}", "INFO")
         started = time.time()
@@ -147,6 +169,10 @@ def main(spec_path: str) -> int:
         made = [products.classify(folder, rel) for rel in products.changed(before, after)]
         before = after
         emit("products", step=number, items=made)
+        if not error and spec.get("diagnostics_dir"):
+            emit(
+                "diagnostics", step=number, items=diagnose(folder, spec["diagnostics_dir"], made, state.calls)
+            )
         emit(
             "step_end",
             step=number,

@@ -1,0 +1,1 @@
+"""Diagnostics extraction: runs inside the CASA process of a run (imports casatools)."""

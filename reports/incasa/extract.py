@@ -1,0 +1,571 @@
+"""Read the caltables a step made into compact artifacts (runs inside the run's CASA process).
+
+This is the one place that reads caltables for diagnostics. Every function returns plain
+dicts and writes float32 .npz files; nothing here knows about Django. A table it cannot
+read becomes a diagnostic that says so ("cannot assess"), never an exception for the step.
+Layout of the artifacts: reports/ARTIFACTS.md.
+"""
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import casatools
+import numpy as np
+
+C_M_S = 299792458.0
+MAX_POINTS = 2000  # per time series in an artifact; pages decimate further per pixel
+
+Item = dict[str, object]
+
+
+# --- table reading -------------------------------------------------------------------------
+def _col(table: str, name: str, query: str = "") -> np.ndarray:
+    tb = casatools.table()
+    tb.open(table)
+    try:
+        if query:
+            sub = tb.query(query)
+            try:
+                return sub.getcol(name)
+            finally:
+                sub.close()
+        return tb.getcol(name)
+    finally:
+        tb.close()
+
+
+def _antenna_names(table: str) -> list[str]:
+    return [str(n) for n in _col(table + "/ANTENNA", "NAME")]
+
+
+def _chan_freqs(table: str) -> dict[int, np.ndarray]:
+    tb = casatools.table()
+    tb.open(table + "/SPECTRAL_WINDOW")
+    try:
+        # Variable-shaped column: per-row getcell (getcol fails when nchan differs, casa-facts §5).
+        return {i: np.asarray(tb.getcell("CHAN_FREQ", i), dtype=float) for i in range(tb.nrows())}
+    finally:
+        tb.close()
+
+
+def _per_spw(table: str, column: str) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """{spw: (values [pol, chan, row], flag, antenna [row], time [row])} read spw by spw."""
+    spws = sorted({int(s) for s in _col(table, "SPECTRAL_WINDOW_ID")})
+    out = {}
+    for spw in spws:
+        query = f"SPECTRAL_WINDOW_ID=={spw}"
+        out[spw] = (
+            _col(table, column, query),
+            _col(table, "FLAG", query),
+            _col(table, "ANTENNA1", query),
+            _col(table, "TIME", query),
+        )
+    return out
+
+
+def _masked(values: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    out = np.array(values, dtype=np.float64)
+    out[flag] = np.nan
+    return out
+
+
+# --- Tsys ----------------------------------------------------------------------------------
+def tsys(table: str, ms: str | None) -> tuple[dict, dict[str, np.ndarray]]:
+    names = _antenna_names(table)
+    freqs = _chan_freqs(table)
+    arrays: dict[str, np.ndarray] = {}
+    per_antenna: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+    array_median: dict[str, float] = {}
+    for spw, (values, flag, ant, time) in _per_spw(table, "FPARAM").items():
+        data = _masked(values, flag)  # [pol, chan, row]
+        times = np.unique(time)
+        spectra = np.full((len(names), data.shape[1]), np.nan)
+        medians_t = np.full((len(names), len(times)), np.nan)
+        for a in range(len(names)):
+            rows = ant == a
+            if not rows.any():
+                continue
+            block = data[:, :, rows]
+            with np.errstate(all="ignore"):
+                spectra[a] = np.nanmean(block, axis=(0, 2))
+                med = np.nanmedian(block, axis=(0, 1))
+            medians_t[a, np.searchsorted(times, time[rows])] = med
+            finite = block[np.isfinite(block)]
+            if finite.size:
+                per_antenna[names[a]][str(spw)] = {
+                    "median": float(np.median(finite)),
+                    "max": float(finite.max()),
+                    "rms": float(np.std(np.nanmean(block, axis=(0, 2))[np.isfinite(spectra[a])])),
+                }
+        meds = [v[str(spw)]["median"] for v in per_antenna.values() if str(spw) in v]
+        array_median[str(spw)] = float(np.median(meds)) if meds else math.nan
+        arrays[f"freq_ghz_{spw}"] = freqs[spw] / 1e9
+        arrays[f"tsys_{spw}"] = spectra
+        arrays[f"median_t_{spw}"] = medians_t
+        arrays[f"time_{spw}"] = times - times.min()
+        transmission = atm_transmission(freqs[spw], ms)
+        if transmission is not None:
+            arrays[f"atm_{spw}"] = transmission
+    summary = {
+        "antennas": names,
+        "spws": sorted(int(s) for s in array_median),
+        "per_antenna": per_antenna,
+        "array_median": array_median,
+    }
+    if not any(per_antenna.values()):
+        summary["cannot_assess"] = "every Tsys solution is flagged"
+    return summary, arrays
+
+
+def atm_transmission(freq_hz: np.ndarray, ms: str | None, airmass: float = 1.4) -> np.ndarray | None:
+    """Zenith-scaled atmospheric transmission across a spw from casatools' ATM (for overlay)."""
+    try:
+        pwv_mm = _median_pwv(ms)
+        at, qa = casatools.atmosphere(), casatools.quanta()
+        at.initAtmProfile(
+            altitude=qa.quantity(5059, "m"),
+            temperature=qa.quantity(270, "K"),
+            pressure=qa.quantity(555, "mbar"),
+            maxAltitude=qa.quantity(48, "km"),
+            humidity=20.0,
+            atmType=1,
+        )
+        width = float(abs(freq_hz[-1] - freq_hz[0])) or 1e6
+        resolution = max(width / max(len(freq_hz) - 1, 1), 1e5)
+        at.initSpectralWindow(
+            nbands=1,
+            fCenter=qa.quantity(float(np.mean(freq_hz)) / 1e9, "GHz"),
+            fWidth=qa.quantity((width + 2 * resolution) / 1e9, "GHz"),
+            fRes=qa.quantity(resolution / 1e9, "GHz"),
+        )
+        at.setUserWH2O(qa.quantity(pwv_mm, "mm"))
+        grid = np.asarray(at.getSpectralWindow(0)["value"], dtype=float)
+        tau = np.asarray(at.getDryOpacitySpec(0)[1], dtype=float) + np.asarray(
+            at.getWetOpacitySpec(0)[1]["value"], dtype=float
+        )
+        return np.exp(-np.interp(freq_hz, grid, tau) * airmass)
+    except Exception:  # the overlay is a help, not a requirement
+        return None
+
+
+def _median_pwv(ms: str | None) -> float:
+    if ms and Path(ms, "ASDM_CALWVR").exists():
+        water = _col(ms + "/ASDM_CALWVR", "water")
+        if len(water):
+            return float(np.median(water)) * 1e3
+    return 1.0
+
+
+# --- bandpass ------------------------------------------------------------------------------
+def bandpass(table: str) -> tuple[dict, dict[str, np.ndarray]]:
+    names = _antenna_names(table)
+    freqs = _chan_freqs(table)
+    arrays: dict[str, np.ndarray] = {}
+    per_antenna: dict[str, dict[str, dict]] = {n: {} for n in names}
+    for spw, (values, flag, ant, _time) in _per_spw(table, "CPARAM").items():
+        npol, nchan, _ = values.shape
+        amp = np.full((len(names), npol, nchan), np.nan)
+        phase = np.full((len(names), npol, nchan), np.nan)
+        for a in range(len(names)):
+            rows = np.where(ant == a)[0]
+            if not len(rows):
+                continue
+            z = np.where(flag[:, :, rows], np.nan, values[:, :, rows]).mean(axis=2)  # [pol, chan]
+            amp[a], phase[a] = np.abs(z), np.degrees(np.angle(z))
+            per_antenna[names[a]][str(spw)] = bandpass_metrics(amp[a], phase[a])
+        arrays[f"freq_ghz_{spw}"] = freqs[spw] / 1e9
+        arrays[f"amp_{spw}"] = amp
+        arrays[f"phase_{spw}"] = phase
+    summary = {"antennas": names, "spws": sorted(freqs), "per_antenna": per_antenna}
+    if not any(per_antenna.values()):
+        summary["cannot_assess"] = "every bandpass solution is flagged"
+    return summary, arrays
+
+
+def bandpass_metrics(amp: np.ndarray, phase: np.ndarray) -> dict:
+    """Channel-to-channel variation, notch, phase jump, derivative outliers (10% edges trimmed)."""
+    nchan = amp.shape[-1]
+    edge = max(1, nchan // 10)
+    a, p = amp[:, edge : nchan - edge], phase[:, edge : nchan - edge]
+    finite = np.isfinite(a)
+    flagged = 1.0 - float(np.isfinite(amp).mean())
+    if finite.sum() < 4:
+        return {"flagged_fraction": flagged, "cannot_assess": "too few unflagged channels"}
+    with np.errstate(all="ignore"):
+        level = np.nanmedian(a, axis=1, keepdims=True)
+        chan2chan = float(np.nanmedian(np.abs(np.diff(a, axis=1)) / level))
+        depth_per_chan = np.nanmin(a / level, axis=0)
+        notch_depth = float(np.nanmin(depth_per_chan))
+        low = np.where(depth_per_chan < 0.7)[0] + edge
+        dphase = np.abs(np.diff(np.unwrap(np.radians(np.nan_to_num(p, nan=0.0)), axis=1), axis=1))
+        dphase_deg = np.degrees(np.nanmax(dphase, axis=0))
+        jump_at = int(np.argmax(dphase_deg))
+        deriv = np.diff(p, axis=1).ravel()
+        deriv = deriv[np.isfinite(deriv)]
+        mad = float(np.median(np.abs(deriv - np.median(deriv)))) if deriv.size else 0.0
+        outliers = (
+            float(np.mean(np.abs(deriv - np.median(deriv)) > 5 * max(mad, 1e-3))) if deriv.size else 0.0
+        )
+    return {
+        "chan2chan": chan2chan,
+        "notch_depth": notch_depth,
+        "notch_channels": [int(low.min()), int(low.max())] if len(low) else [],
+        "phase_jump_deg": float(dphase_deg.max()),
+        "jump_channel": jump_at + edge + 1,
+        "dd_outlier_fraction": outliers,
+        "flagged_fraction": flagged,
+    }
+
+
+# --- gains ---------------------------------------------------------------------------------
+def gains(table: str) -> tuple[dict, dict[str, np.ndarray]]:
+    names = _antenna_names(table)
+    arrays: dict[str, np.ndarray] = {}
+    per_antenna: dict[str, dict[str, dict]] = {n: {} for n in names}
+    for spw, (values, flag, ant, time) in _per_spw(table, "CPARAM").items():
+        times = np.unique(time)
+        z = np.where(flag, np.nan, values)[:, 0, :]  # [pol, row]; gains have one channel
+        phase_t = np.full((len(names), len(times)), np.nan)
+        amp_t = np.full((len(names), len(times)), np.nan)
+        for a in range(len(names)):
+            rows = np.where(ant == a)[0]
+            if not len(rows):
+                continue
+            idx = np.searchsorted(times, time[rows])
+            with np.errstate(all="ignore"):
+                zz = np.nanmean(z[:, rows], axis=0)
+            phase_t[a, idx], amp_t[a, idx] = np.degrees(np.angle(zz)), np.abs(zz)
+            good = np.isfinite(zz)
+            if good.sum() >= 1:
+                ref = np.exp(1j * np.angle(np.nanmedian(zz[good].real) + 1j * np.nanmedian(zz[good].imag)))
+                rel = np.degrees(np.angle(zz[good] / ref))
+                steps = (
+                    np.abs(np.degrees(np.angle(zz[good][1:] / zz[good][:-1]))) if good.sum() > 1 else [0.0]
+                )
+                per_antenna[names[a]][str(spw)] = {
+                    "phase_rms_deg": float(np.sqrt(np.mean(rel**2))),
+                    "max_jump_deg": float(np.max(steps)),
+                    "amp_median": float(np.median(np.abs(zz[good]))),
+                    "flagged_fraction": float(1 - good.mean()),
+                }
+            else:
+                per_antenna[names[a]][str(spw)] = {"flagged_fraction": 1.0}
+        arrays[f"time_{spw}"] = times - times.min()
+        arrays[f"phase_{spw}"] = phase_t
+        arrays[f"amp_{spw}"] = amp_t
+    summary = {
+        "antennas": names,
+        "spws": sorted(int(s) for s in {k.split("_")[1] for k in arrays}),
+        "per_antenna": per_antenna,
+    }
+    return summary, arrays
+
+
+# --- WVR -----------------------------------------------------------------------------------
+def wvr(table: str, ms: str, report: dict | None, spws: list[int]) -> tuple[dict, dict[str, np.ndarray]]:
+    """The wvrgcal report, the WVR path per antenna, and phase rms before/after WVR on the calibrators."""
+    names = _antenna_names(table)
+    freqs = _chan_freqs(table)
+    spw = spws[0] if spws else min(freqs)
+    values, flag, ant, time = _per_spw(table, "CPARAM")[spw]
+    times = np.unique(time)
+    path = np.full((len(names), len(times)), np.nan)
+    nu = float(np.mean(freqs[spw]))
+    for a in range(len(names)):
+        rows = np.where(ant == a)[0]
+        if len(rows):
+            z = np.where(flag[0, 0, rows], np.nan, values[0, 0, rows])
+            path[a, np.searchsorted(times, time[rows])] = (
+                np.unwrap(np.angle(np.nan_to_num(z))) * C_M_S / (2 * np.pi * nu) * 1e6
+            )
+    step = max(1, len(times) // MAX_POINTS)
+    before, after = phase_rms_with_and_without(ms, table, report, spws)
+    ratios = [after[n] / before[n] for n in names if before.get(n) and after.get(n)]
+    summary = {
+        "antennas": names,
+        "report": _clean_report(report),
+        "phase_rms_before": before,
+        "phase_rms_after": after,
+        "improvement": float(1.0 / np.median(ratios)) if ratios else None,
+    }
+    return summary, {"time": (times - times.min())[::step], "path_um": path[:, ::step]}
+
+
+def _clean_report(report: dict | None) -> dict:
+    if not isinstance(report, dict):
+        return {}
+    keys = ("Name", "WVR", "Flag", "Frac_unflagged", "RMS_um", "Disc_um")
+    return {k: [v.item() if hasattr(v, "item") else v for v in report[k]] for k in keys if k in report}
+
+
+def phase_rms_with_and_without(
+    ms: str, wvr_table: str, report: dict | None, spws: list[int]
+) -> tuple[dict, dict]:
+    """Per-antenna phase rms (deg) on the bandpass and phase calibrators, with and without WVR.
+
+    As the pipeline does (hifa_wvrgcal QA): phase-only gaincal per integration, rms about the
+    complex median of each scan, median over scans and calibrators."""
+    from casatasks import gaincal
+
+    msmd = casatools.msmetadata()
+    msmd.open(ms)
+    try:
+        fields = sorted(
+            {int(f) for i in ("CALIBRATE_BANDPASS*", "CALIBRATE_PHASE*") for f in _fields_for(msmd, i)}
+        )
+        names = [str(n) for n in msmd.antennanames()]
+    finally:
+        msmd.close()
+    refant = _quiet_antenna(report, names, _live_antennas(ms, names, fields, spws))
+    work = Path(tempfile.mkdtemp(prefix="qa2wvr", dir="."))
+    result = []
+    try:
+        for label, tables in (("before", []), ("after", [wvr_table])):
+            out = str(work / f"{label}.g")
+            gaincal(
+                vis=ms,
+                caltable=out,
+                field=",".join(map(str, fields)),
+                spw=_inner_channels(ms, spws),
+                intent="CALIBRATE_BANDPASS*,CALIBRATE_PHASE*",
+                solint="int",
+                calmode="p",
+                refant=refant,
+                minsnr=2.0,
+                gaintable=tables,
+            )
+            result.append(_phase_rms_per_antenna(out, names) if Path(out).exists() else {})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result[0], result[1]
+
+
+def _inner_channels(ms: str, spws: list[int]) -> str:
+    """spw selection without the 10% edge channels at each side (bandpass roll-off)."""
+    freqs = _chan_freqs(ms)
+    parts = []
+    for spw in spws:
+        n = len(freqs[spw])
+        edge = n // 10
+        parts.append(f"{spw}:{edge}~{n - edge - 1}" if n > 10 else str(spw))
+    return ",".join(parts)
+
+
+def _fields_for(msmd, intent: str) -> list[int]:
+    try:
+        return list(msmd.fieldsforintent(intent))
+    except RuntimeError:
+        return []
+
+
+def _live_antennas(ms: str, names: list[str], fields: list[int], spws: list[int]) -> set[str]:
+    """Antennas with signal on the first calibrator (a dead one must not be the reference)."""
+    from calibration.incasa.inspect_ms import antenna_amplitudes
+
+    ddid = _col(ms + "/DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID").tolist().index(spws[0]) if spws else 0
+    amplitudes = antenna_amplitudes(ms, ddid, fields[0] if fields else 0, len(names))
+    known = sorted(a for a in amplitudes if a)
+    typical = known[len(known) // 2] if known else 0.0
+    return {n for n, a in zip(names, amplitudes, strict=True) if a and a >= 0.3 * typical}
+
+
+def _quiet_antenna(report: dict | None, names: list[str], live: set[str]) -> str:
+    """A live reference antenna whose own WVR is good (smallest Disc), so no bad one spoils all."""
+    candidates = [n for n in names if n in live] or names
+    if isinstance(report, dict) and report.get("Disc_um") is not None:
+        disc = {
+            n: d
+            for n, d, w in zip(report["Name"], report["Disc_um"], report["WVR"], strict=False)
+            if w and n in candidates
+        }
+        if disc:
+            return min(disc, key=disc.get)
+    return candidates[0]
+
+
+def _phase_rms_per_antenna(table: str, names: list[str]) -> dict[str, float]:
+    """Median over (scan, spw, pol) of the phase rms about that chunk's mean phase (deg)."""
+    values, flag = _col(table, "CPARAM"), _col(table, "FLAG")
+    ant, scan, spw = _col(table, "ANTENNA1"), _col(table, "SCAN_NUMBER"), _col(table, "SPECTRAL_WINDOW_ID")
+    phases = np.where(flag[:, 0, :], np.nan, np.angle(values[:, 0, :]))  # [pol, row]
+    out = {}
+    for a, name in enumerate(names):
+        per_chunk = []
+        for s_, w in {(int(x), int(y)) for x, y in zip(scan[ant == a], spw[ant == a], strict=True)}:
+            rows = (ant == a) & (scan == s_) & (spw == w)
+            for pol in range(phases.shape[0]):
+                z = np.exp(1j * phases[pol, rows])
+                z = z[np.isfinite(z)]
+                if len(z) < 3:
+                    continue
+                mean = z.mean()
+                per_chunk.append(float(np.degrees(np.std(np.angle(z * np.conj(mean / abs(mean)))))))
+        if per_chunk:
+            out[name] = float(np.median(per_chunk))
+    return out
+
+
+# --- flux and flags ------------------------------------------------------------------------
+def flux(result: dict, reference: str, freqs: dict[int, float]) -> dict:
+    """fluxscale's return dict -> per field per spw flux with error, and the fitted index."""
+    fields = {}
+    spectral_index = {}
+    for value in (result or {}).values():
+        if not isinstance(value, dict) or "fieldName" not in value:
+            continue
+        spws = {}
+        for spw_key, entry in value.items():
+            measured = spw_key.isdigit() and isinstance(entry, dict) and "fluxd" in entry
+            if measured and float(entry["fluxd"][0]) > 0:
+                spws[spw_key] = {
+                    "flux": float(entry["fluxd"][0]),
+                    "error": float(entry["fluxdErr"][0]),
+                    "freq_ghz": freqs.get(int(spw_key), math.nan) / 1e9,
+                }
+        fields[value["fieldName"]] = spws
+        if "spidx" in value:
+            spectral_index[value["fieldName"]] = float(np.asarray(value["spidx"])[1])
+    return {"fields": fields, "spectral_index": spectral_index, "reference": reference}
+
+
+def flags(vis: str, stage: str) -> dict:
+    from casatasks import flagdata
+
+    result = flagdata(vis=vis, mode="summary")
+
+    def fractions(group: dict) -> dict[str, float]:
+        return {k: v["flagged"] / v["total"] for k, v in group.items() if v.get("total")}
+
+    return {
+        "stage": stage,
+        "vis": vis,
+        "total_fraction": result["flagged"] / result["total"] if result.get("total") else 0.0,
+        "antenna": fractions(result.get("antenna", {})),
+        "spw": fractions(result.get("spw", {})),
+    }
+
+
+# --- after each step -------------------------------------------------------------------------
+def after_step(
+    folder: Path, out_dir: str, made: list[dict], calls: list[tuple[str, dict, object]]
+) -> list[Item]:
+    """Diagnostics for what a step made: one item per caltable / fluxscale / flag save."""
+    items: list[Item] = []
+    wvr_tables = {str(kw.get("caltable")): (kw, result) for name, kw, result in calls if name == "wvrgcal"}
+    vis_of = {str(kw.get("caltable")): str(kw.get("vis")) for _name, kw, _r in calls if kw.get("caltable")}
+    for product in made:
+        rel = str(product["relpath"])
+        # wvrgcal also writes <caltable>_unsmoothed: part of the WVR diagnostic, not a gain table.
+        if product["kind"] != "caltable" or any(rel.startswith(f"{t}_") for t in wvr_tables):
+            continue
+        viscal = str(product["viscal"])
+        table = str(folder / rel)
+        try:
+            if rel in wvr_tables:
+                kw, report = wvr_tables[rel]
+                spws = [int(s) for s in (kw.get("spw") or [])]
+                summary, arrays = wvr(table, str(folder / str(kw["vis"])), report, spws)
+                items.append(_item(folder, out_dir, "wvr", rel, summary, arrays))
+            elif viscal.startswith("B TSYS"):
+                summary, arrays = tsys(table, _ms_of(folder, vis_of.get(rel)))
+                items.append(_item(folder, out_dir, "tsys", rel, summary, arrays))
+            elif viscal.startswith("B Jones"):
+                summary, arrays = bandpass(table)
+                items.append(_item(folder, out_dir, "bandpass", rel, summary, arrays))
+            elif viscal.startswith(("G Jones", "T Jones")):
+                summary, arrays = gains(table)
+                summary["calmode"] = _calmode(calls, rel)
+                items.append(_item(folder, out_dir, "gains", rel, summary, arrays))
+            else:
+                items.append(
+                    {
+                        "topic": "gains",
+                        "name": rel,
+                        "artifact": "",
+                        "product": rel,
+                        "summary": {"cannot_assess": f"{viscal or 'unknown'} tables are not assessed"},
+                    }
+                )
+        except Exception as exc:  # a table we cannot read is a finding, not a crash
+            items.append(
+                {
+                    "topic": _topic_guess(viscal),
+                    "name": rel,
+                    "artifact": "",
+                    "product": rel,
+                    "summary": {"cannot_assess": f"{type(exc).__name__}: {exc}"},
+                }
+            )
+    for name, kw, result in calls:
+        try:
+            if name == "fluxscale" and isinstance(result, dict):
+                freqs = {s: float(np.mean(f)) for s, f in _chan_freqs(str(folder / str(kw["vis"]))).items()}
+                summary = flux(result, str(kw.get("reference", "")), freqs)
+                items.append(
+                    {
+                        "topic": "flux",
+                        "name": str(kw.get("fluxtable") or "fluxscale"),
+                        "artifact": "",
+                        "product": str(kw.get("fluxtable") or ""),
+                        "summary": summary,
+                    }
+                )
+            elif name == "flagmanager" and kw.get("mode") == "save":
+                stage = str(kw.get("versionname"))
+                summary = flags(str(folder / str(kw["vis"])), stage)
+                items.append(
+                    {
+                        "topic": "flags",
+                        "name": f"{kw['vis']}: {stage}",
+                        "artifact": "",
+                        "product": "",
+                        "summary": summary,
+                    }
+                )
+        except Exception as exc:
+            items.append(
+                {
+                    "topic": "flux" if name == "fluxscale" else "flags",
+                    "name": f"{name} {kw.get('vis')}",
+                    "artifact": "",
+                    "product": "",
+                    "summary": {"cannot_assess": f"{type(exc).__name__}: {exc}"},
+                }
+            )
+    return items
+
+
+def _topic_guess(viscal: str) -> str:
+    return "tsys" if "TSYS" in viscal else "bandpass" if viscal.startswith("B") else "gains"
+
+
+def _calmode(calls: list, rel: str) -> str:
+    for name, kw, _result in calls:
+        if str(kw.get("caltable")) == rel or str(kw.get("fluxtable")) == rel:
+            return "fluxscale" if name == "fluxscale" else str(kw.get("calmode", "ap"))
+    return ""
+
+
+def _ms_of(folder: Path, vis: str | None) -> str | None:
+    return str(folder / vis) if vis else None
+
+
+def _item(folder: Path, out_dir: str, topic: str, rel: str, summary: dict, arrays: dict) -> Item:
+    target = folder / out_dir / f"{rel.replace('/', '_')}.{topic}.npz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        target,
+        **{
+            k: np.asarray(v, dtype=np.float64 if k.startswith("time") else np.float32)
+            for k, v in arrays.items()
+        },
+    )
+    return {
+        "topic": topic,
+        "name": rel,
+        "artifact": str(target.relative_to(folder)),
+        "product": rel,
+        "summary": summary,
+    }

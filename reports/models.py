@@ -1,0 +1,97 @@
+"""Diagnostics extracted from caltables (by the worker, in CASA) and the QA findings on them.
+
+The web process reads only these rows and their small artifacts (float32 .npz + JSON
+summaries under the run folder), never a CASA table. Artifact layout: reports/ARTIFACTS.md.
+"""
+
+from pathlib import Path
+
+from django.db import models
+from django.utils import timezone
+
+from assignments.models import ExecutionBlock, Mous
+from calibration.models import Product, Run, RunStep
+
+# The pipeline's colour bands (rendererutils SCORE_THRESHOLD_*).
+RED, YELLOW, BLUE = 0.33, 0.66, 0.90
+
+
+def score_band(score: float | None) -> str:
+    if score is None or score < 0:
+        return "unknown"
+    if score <= RED:
+        return "red"
+    if score <= YELLOW:
+        return "yellow"
+    if score <= BLUE:
+        return "blue"
+    return "green"
+
+
+class Topic(models.TextChoices):
+    TSYS = "tsys", "Tsys"
+    WVR = "wvr", "WVR"
+    BANDPASS = "bandpass", "Bandpass"
+    GAINS = "gains", "Gains"
+    FLUX = "flux", "Flux"
+    FLAGS = "flags", "Flagging"
+
+
+class Diagnostic(models.Model):
+    """What one caltable (or one flag-saving stage) looks like, in compact arrays + a summary."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="diagnostics")
+    step = models.ForeignKey(RunStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    execution_block = models.ForeignKey(
+        ExecutionBlock, null=True, blank=True, on_delete=models.CASCADE, related_name="diagnostics"
+    )
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="diagnostics")
+    topic = models.CharField(max_length=10, choices=Topic.choices)
+    name = models.CharField(max_length=300, help_text="the caltable, or the flag-saving stage")
+    artifact = models.CharField(max_length=500, blank=True, help_text=".npz relative to the run folder")
+    summary = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "topic", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "topic", "name"], name="diagnostic_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_topic_display()} {self.name} (run {self.run_id})"
+
+    @property
+    def artifact_path(self) -> Path | None:
+        return Path(self.run.folder) / self.artifact if self.artifact else None
+
+
+class Finding(models.Model):
+    """One QA check on a diagnostic: a score in [0, 1], what it measured, and the fix if any."""
+
+    diagnostic = models.ForeignKey(Diagnostic, on_delete=models.CASCADE, related_name="findings")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="findings")
+    topic = models.CharField(max_length=10, choices=Topic.choices)
+    code = models.CharField(max_length=40, help_text="which check, e.g. tsys_high")
+    score = models.FloatField()
+    metric = models.CharField(max_length=80, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    antenna = models.CharField(max_length=16, blank=True)
+    spw = models.IntegerField(null=True, blank=True)
+    field = models.CharField(max_length=64, blank=True)
+    message = models.TextField()
+    # The concrete script edit: {"step": 4, "task": "wvrgcal", "param": "wvrflag", "value": [...],
+    # "description": "..."} or {"step": 10, "append": ["flagdata(...)"], "description": "..."}.
+    edit = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "score", "topic", "code"]
+        indexes = [models.Index(fields=["run", "topic"])]
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.code} {self.score:.2f}: {self.message[:60]}"
+
+    @property
+    def band(self) -> str:
+        return score_band(self.score)

@@ -1,0 +1,390 @@
+"""QA scores and findings from diagnostic summaries (pure functions: summary in, findings out).
+
+Thresholds follow the ALMA pipeline (reference/qa-heuristics-jira-sizing.md §3); where the
+seeds give a rule (5% bandpass channel-to-channel variation) it is used and named.
+A finding is a dict: code, score, metric, value, antenna, spw, field, message, edit.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CHAN2CHAN_LIMIT = 0.05  # seeds (NAASC wiki): channel-to-channel > 5% -> average channels
+TSYS_HIGH = 1.5  # x the array median; the pipeline flags at 2.0 (hifa_tsysflag fnm_limit)
+NOTCH_DEPTH = 0.7
+WVR_DISC_MAX_UM = 500.0  # hifa_wvrgcalflag disc_max / rms_max
+CANNOT_ASSESS = -0.1  # the pipeline's "Unable to calculate QA scores"
+
+
+@dataclass(frozen=True)
+class ScriptContext:
+    """What the edits need to know about the script that ran: its steps and the vis names."""
+
+    steps: dict[int, str]  # number -> title
+    step: int  # the step that made the diagnostic
+
+    def step_titled(self, *words: str) -> int | None:
+        for number, title in sorted(self.steps.items()):
+            if all(w.lower() in title.lower() for w in words):
+                return number
+        return None
+
+
+def finding(code: str, score: float, message: str, **extra) -> dict:
+    return {
+        "code": code,
+        "score": round(float(score), 3),
+        "message": message,
+        "metric": "",
+        "value": None,
+        "antenna": "",
+        "spw": None,
+        "field": "",
+        "edit": None,
+        **extra,
+    }
+
+
+def linear(x: float, x1: float, x2: float, y1: float, y2: float) -> float:
+    """The pipeline's linear_score: clip x to [x1, x2] and interpolate."""
+    x = min(max(x, min(x1, x2)), max(x1, x2))
+    return y1 + (x - x1) * (y2 - y1) / (x2 - x1)
+
+
+def assess(topic: str, name: str, summary: dict, context: ScriptContext) -> list[dict]:
+    if "cannot_assess" in summary:
+        return [finding("cannot_assess", CANNOT_ASSESS, f"Cannot assess {name}: {summary['cannot_assess']}")]
+    checks: dict[str, Callable[[str, dict, ScriptContext], list[dict]]] = {
+        "tsys": tsys, "wvr": wvr, "bandpass": bandpass, "gains": gains, "flux": flux, "flags": flags,
+    }  # fmt: skip
+    return checks[topic](name, summary, context)
+
+
+def _flag_edit(context: ScriptContext, vis: str, antenna: str, spw: str, reason: str) -> dict | None:
+    step = context.step_titled("initial flagging") or context.step_titled("a priori flagging")
+    if step is None:
+        return None
+    selection = f", spw = '{spw}'" if spw else ""
+    return {
+        "step": step,
+        "append": [
+            f"flagdata(vis = '{vis}', mode = 'manual', antenna = '{antenna}'{selection}, flagbackup = False)"
+        ],
+        "description": f"flag {antenna}{' spw ' + spw if spw else ''} in step {step} ({reason})",
+    }
+
+
+# --- Tsys ------------------------------------------------------------------------------------
+def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
+    out = []
+    vis = name.removesuffix(".tsys")
+    split_vis = f"{vis}.split" if context.step_titled("split out science") is not None else vis
+    for antenna, per_spw in summary["per_antenna"].items():
+        worst = None
+        for spw, stats in per_spw.items():
+            ratio = stats["median"] / summary["array_median"][spw]
+            if worst is None or ratio > worst[1]:
+                worst = (spw, ratio, stats["median"], summary["array_median"][spw])
+        if worst and worst[1] >= TSYS_HIGH:
+            spw, ratio, value, typical = worst
+            out.append(
+                finding(
+                    "tsys_high",
+                    linear(ratio, TSYS_HIGH, 2.0, 0.66, 0.33),
+                    f"{antenna} Tsys median {value:.0f} K vs {typical:.0f} K for the array (spw {spw}, "
+                    f"{ratio:.1f}x): check/flag {antenna} before bandpass.",
+                    metric="Tsys median / array median",
+                    value=ratio,
+                    antenna=antenna,
+                    spw=int(spw),
+                    edit=_flag_edit(context, split_vis, antenna, "", f"Tsys {ratio:.1f}x the array median"),
+                )
+            )
+    if not out:
+        medians = ", ".join(f"spw {s}: {v:.0f} K" for s, v in summary["array_median"].items())
+        out.append(
+            finding(
+                "tsys_ok", 1.0, f"Every antenna's Tsys is within {TSYS_HIGH}x the array median ({medians})."
+            )
+        )
+    return out
+
+
+# --- WVR -------------------------------------------------------------------------------------
+def wvr(name: str, summary: dict, context: ScriptContext) -> list[dict]:
+    before, after = summary.get("phase_rms_before", {}), summary.get("phase_rms_after", {})
+    report = summary.get("report", {})
+    disc = dict(zip(report.get("Name", []), report.get("Disc_um", []), strict=False))
+    rms = dict(zip(report.get("Name", []), report.get("RMS_um", []), strict=False))
+    already = [n for n, f in zip(report.get("Name", []), report.get("Flag", []), strict=False) if f]
+    improvement = summary.get("improvement")
+    if improvement is None:
+        return [
+            finding("cannot_assess", CANNOT_ASSESS, "No phase rms with and without WVR could be computed.")
+        ]
+    bad = []
+    for antenna in summary["antennas"]:
+        if antenna in already:
+            continue
+        b, a = before.get(antenna), after.get(antenna)
+        worse = b is not None and a is not None and a > 1.05 * b and a - b > 2.0
+        if worse or (disc.get(antenna) or 0) > WVR_DISC_MAX_UM or (rms.get(antenna) or 0) > WVR_DISC_MAX_UM:
+            bad.append(antenna)
+    out = []
+    wvrflag = sorted(set(already) | set(bad))
+    for antenna in bad:
+        b, a = before.get(antenna), after.get(antenna)
+        change = (
+            f"its phase rms gets worse with its own WVR: {b:.0f}°→{a:.0f}°"
+            if b and a and a > b
+            else (f"phase rms {b:.0f}°→{a:.0f}° with WVR" if b and a else "no phase rms")
+        )
+        out.append(
+            finding(
+                "wvr_bad_antenna",
+                0.5,
+                f"{antenna}: add wvrflag={wvrflag!r} to the wvrgcal call in step {context.step} ({change}; "
+                f"Disc {disc.get(antenna, math.nan):.0f} µm, limit {WVR_DISC_MAX_UM:.0f}).",
+                metric="phase rms after / before WVR (deg)",
+                value=(a / b) if a and b else None,
+                antenna=antenna,
+                edit={
+                    "step": context.step,
+                    "task": "wvrgcal",
+                    "param": "wvrflag",
+                    "value": wvrflag,
+                    "description": f"interpolate the WVR of {', '.join(wvrflag)} from neighbours (wvrflag)",
+                },
+            )
+        )
+    median_disc = _median([d for d in disc.values() if d is not None])
+    if improvement >= 1.0:
+        score = 1.0 if not bad else max(0.67, 0.9 - 0.1 * (len(bad) - 1))
+    elif median_disc > WVR_DISC_MAX_UM:
+        score = 0.33
+    else:
+        score = max(0.34, 0.66 - 0.1 * len(bad))
+    out.append(
+        finding(
+            "wvr_improvement",
+            score,
+            f"{improvement:.2f}x improvement of the calibrators' phase rms with WVR"
+            + (f"; {len(bad)} antenna(s) made worse by their own WVR" if bad else ""),
+            metric="1 / median(phase rms with / without WVR)",
+            value=improvement,
+        )
+    )
+    return out
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2] if values else 0.0
+
+
+# --- bandpass --------------------------------------------------------------------------------
+def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
+    out = []
+    vis = name.removesuffix(".bandpass")
+    for spw in summary["spws"]:
+        key = str(spw)
+        rows = {a: s[key] for a, s in summary["per_antenna"].items() if key in s and "chan2chan" in s[key]}
+        if not rows:
+            continue
+        noisy = [a for a, m in rows.items() if m["chan2chan"] > CHAN2CHAN_LIMIT]
+        typical_jump = _median([m["phase_jump_deg"] for m in rows.values()])
+        if len(noisy) >= max(2, len(rows) // 2):
+            level = _median([rows[a]["chan2chan"] for a in noisy])
+            out.append(
+                finding(
+                    "bandpass_low_snr_spw",
+                    0.5,
+                    f"spw {spw}: channel-to-channel variation {level:.0%} on {len(noisy)} of {len(rows)} "
+                    "antennas "
+                    f"(seeds' rule: > {CHAN2CHAN_LIMIT:.0%}): the spw has too little SNR per channel; use "
+                    f"solint='inf,4ch' in step {context.step} (or combine spws / map phases).",
+                    metric="median |Δamp| / amp",
+                    value=level,
+                    spw=spw,
+                    edit=_solint_edit(context),
+                )
+            )
+            noisy = []
+        for antenna in noisy:
+            out.append(
+                finding(
+                    "bandpass_chan2chan",
+                    linear(rows[antenna]["chan2chan"], CHAN2CHAN_LIMIT, 0.15, 0.66, 0.34),
+                    f"bandpass channel-to-channel variation {rows[antenna]['chan2chan']:.0%} on {antenna} "
+                    f"spw {spw}: "
+                    f"use solint='inf,4ch' in step {context.step} (seeds' rule: > {CHAN2CHAN_LIMIT:.0%}).",
+                    metric="median |Δamp| / amp",
+                    value=rows[antenna]["chan2chan"],
+                    antenna=antenna,
+                    spw=spw,
+                    edit=_solint_edit(context),
+                )
+            )
+        for antenna, m in rows.items():
+            if m["notch_depth"] < NOTCH_DEPTH and m["notch_channels"]:
+                first, last = m["notch_channels"]
+                out.append(
+                    finding(
+                        "bandpass_notch",
+                        linear(m["notch_depth"], NOTCH_DEPTH, 0.2, 0.66, 0.34),
+                        f"{antenna} spw {spw} bandpass notch: amplitude {m['notch_depth']:.2f} of its level "
+                        "in "
+                        f"channels {first}-{last}: flag them before bandpass.",
+                        metric="min amp / median amp",
+                        value=m["notch_depth"],
+                        antenna=antenna,
+                        spw=spw,
+                        edit=_flag_edit(context, vis, antenna, f"{spw}:{first}~{last}", "bandpass notch"),
+                    )
+                )
+            if m["phase_jump_deg"] > max(20.0, 5 * typical_jump):
+                out.append(
+                    finding(
+                        "bandpass_phase_jump",
+                        0.6,
+                        f"{antenna} spw {spw} bandpass phase jumps {m['phase_jump_deg']:.0f}° at channel "
+                        f"{m['jump_channel']} (typical channel step {typical_jump:.1f}°): check the plot.",
+                        metric="max |Δphase| between channels (deg)",
+                        value=m["phase_jump_deg"],
+                        antenna=antenna,
+                        spw=spw,
+                    )
+                )
+    if not out:
+        out.append(
+            finding("bandpass_ok", 1.0, "Bandpass solutions are smooth: no notches, jumps or noisy channels.")
+        )
+    return out
+
+
+def _solint_edit(context: ScriptContext) -> dict:
+    return {
+        "step": context.step,
+        "task": "bandpass",
+        "param": "solint",
+        "value": "inf,4ch",
+        "description": f"average 4 channels per bandpass solution in step {context.step}",
+    }
+
+
+# --- gains -----------------------------------------------------------------------------------
+def gains(name: str, summary: dict, context: ScriptContext) -> list[dict]:
+    out = []
+    vis = name.rsplit(".", 1)[0]
+    calmode = summary.get("calmode", "")
+    dead = []
+    for antenna, per_spw in summary["per_antenna"].items():
+        fractions = [s.get("flagged_fraction", 1.0) for s in per_spw.values()]
+        if fractions and min(fractions) >= 0.9:
+            dead.append(antenna)
+    amps = {
+        a: _median([s["amp_median"] for s in v.values() if "amp_median" in s])
+        for a, v in summary["per_antenna"].items()
+    }
+    if "a" in calmode or calmode == "fluxscale":
+        typical = _median([v for v in amps.values() if v])
+        dead += [
+            a
+            for a, v in amps.items()
+            if a not in dead and v and typical and (v / typical > 3 or v / typical < 0.33)
+        ]
+    for antenna in dead:
+        out.append(
+            finding(
+                "gains_antenna",
+                0.33,
+                f"{antenna}: no usable {name} solutions (all flagged, or amplitude far from the array's): "
+                f"a dead or bad antenna; flag {antenna}.",
+                antenna=antenna,
+                edit=_flag_edit(context, vis, antenna, "", f"no usable gains in {name}"),
+            )
+        )
+    if "p" in calmode or calmode == "":
+        rms = _median(
+            [
+                s["phase_rms_deg"]
+                for a, v in summary["per_antenna"].items()
+                if a not in dead
+                for s in v.values()
+                if "phase_rms_deg" in s
+            ]
+        )
+        score = 1.0 if rms < 30 else 0.9 if rms < 50 else 1 - rms / 100 if rms < 70 else 0.3
+        out.append(
+            finding(
+                "gains_phase_rms",
+                score,
+                f"median phase rms {rms:.0f}° in {name}",
+                metric="phase rms (deg)",
+                value=rms,
+            )
+        )
+    if not out:
+        out.append(finding("gains_ok", 1.0, f"{name}: every antenna has solutions"))
+    return out
+
+
+# --- flux and flags ----------------------------------------------------------------------------
+def flux(name: str, summary: dict, context: ScriptContext) -> list[dict]:
+    out = []
+    for field, spws in summary["fields"].items():
+        if not spws:
+            out.append(finding("flux_missing", 0.0, f"{field}: fluxscale derived no flux", field=field))
+            continue
+        snr = [v["flux"] / v["error"] for v in spws.values() if v["error"] > 0]
+        score = sum(linear(s, 5, 26.25, 0.66, 1.0) for s in snr) / len(snr) if snr else 0.66
+        values = ", ".join(f"spw {s}: {v['flux']:.3f} ± {v['error']:.3f} Jy" for s, v in sorted(spws.items()))
+        out.append(
+            finding(
+                "flux_snr",
+                score,
+                f"{field}: {values}",
+                metric="flux SNR",
+                value=min(snr, default=0),
+                field=field,
+            )
+        )
+        alpha = summary.get("spectral_index", {}).get(field)
+        ref = max(spws.values(), key=lambda v: v["flux"] / v["error"] if v["error"] else 0)
+        for spw, v in spws.items():
+            expected = ref["flux"] * (v["freq_ghz"] / ref["freq_ghz"]) ** (alpha or 0.0)
+            q = abs(1 - v["flux"] / expected) if expected else 1.0
+            if q >= 0.1:
+                out.append(
+                    finding(
+                        "flux_spw_consistency",
+                        0.75 if q < 0.2 else 0.5,
+                        f"{field} spw {spw}: {v['flux']:.3f} Jy is {q:.0%} off the fitted spectrum",
+                        metric="|1 - S/S_fit|",
+                        value=q,
+                        field=field,
+                        spw=int(spw),
+                    )
+                )
+    return out
+
+
+def flags(name: str, summary: dict, context: ScriptContext) -> list[dict]:
+    """Newly flagged since the previous save of the same MS (score_fraction_newly_flagged);
+    the first save holds the deterministic a priori flags (score_online_shadow_template_agents)."""
+    fraction = summary["total_fraction"]
+    previous = summary.get("previous")
+    worst = max(summary.get("antenna", {}).items(), key=lambda kv: kv[1], default=(None, 0.0))
+    extra = f"; most flagged antenna {worst[0]} {worst[1]:.0%}" if worst[0] else ""
+    vis = summary["vis"].rsplit("/", 1)[-1]
+    if previous is None:
+        score = linear(fraction, 0.24, 0.79, 1.0, 0.0)
+        message = f"{summary['stage']}: {fraction:.1%} of {vis} flagged (a priori){extra}"
+        return [finding("flags_apriori", score, message, metric="flagged fraction", value=fraction)]
+    new = max(0.0, fraction - previous["fraction"])
+    score = 1.0 if new <= 0.05 else linear(new, 0.05, 0.5, 1.0, 0.5) if new <= 0.5 else 0.0
+    message = (
+        f"{summary['stage']}: {new:.1%} of {vis} newly flagged since {previous['stage']} "
+        f"({fraction:.1%} in all){extra}"
+    )
+    return [finding("flags_new", score, message, metric="newly flagged fraction", value=new)]

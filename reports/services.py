@@ -1,0 +1,93 @@
+"""Record diagnostics and their findings; topic scores; apply a finding's edit as a new version."""
+
+from django.db import transaction
+
+from assignments.models import ExecutionBlock, person_of
+from calibration.models import Product, Run, RunStep, ScriptVersion
+from calibration.services import script_version_create
+from reports import qa
+from reports.edits import apply_edit
+from reports.models import Diagnostic, Finding, Topic
+
+
+@transaction.atomic
+def diagnostics_record(*, run: Run, step: RunStep, items: list[dict]) -> list[Diagnostic]:
+    """Store what the CASA process extracted after `step` and score it (called by the engine)."""
+    steps = {
+        s["number"]: s["title"]
+        for s in (run.script_version.parsed.get("steps", []) if run.script_version else [])
+    }
+    context = qa.ScriptContext(steps=steps, step=step.number)
+    made = []
+    for item in items:
+        product = Product.objects.filter(run=run, relpath=item.get("product") or "").first()
+        if item["topic"] == Topic.FLAGS and "vis" in item["summary"]:
+            item["summary"]["previous"] = _previous_flags(run, item["summary"]["vis"])
+        diagnostic, _ = Diagnostic.objects.update_or_create(
+            run=run,
+            topic=item["topic"],
+            name=item["name"],
+            defaults={
+                "step": step,
+                "product": product,
+                "execution_block": run.execution_block,
+                "mous": run.mous,
+                "artifact": item.get("artifact", ""),
+                "summary": item["summary"],
+            },
+        )
+        diagnostic.findings.all().delete()
+        Finding.objects.bulk_create(
+            Finding(diagnostic=diagnostic, run=run, topic=diagnostic.topic, **f)
+            for f in qa.assess(diagnostic.topic, diagnostic.name, diagnostic.summary, context)
+        )
+        made.append(diagnostic)
+    return made
+
+
+def _previous_flags(run: Run, vis: str) -> dict | None:
+    """The latest earlier flag save of the same MS in this run (to score what is newly flagged)."""
+    earlier = Diagnostic.objects.filter(run=run, topic=Topic.FLAGS, summary__vis=vis).order_by("-pk").first()
+    if earlier is None:
+        return None
+    return {"stage": earlier.summary["stage"], "fraction": earlier.summary["total_fraction"]}
+
+
+def topic_scores(run: Run) -> dict[str, float | None]:
+    """Topic score = min of its checks (the pipeline's aggregation); None where nothing was assessed."""
+    scores: dict[str, float | None] = {t: None for t in Topic.values}
+    for topic, score in run.findings.values_list("topic", "score"):
+        current = scores[topic]
+        scores[topic] = score if current is None else min(current, score)
+    return scores
+
+
+def latest_diagnosed_run(eb: ExecutionBlock) -> Run | None:
+    return (
+        Run.objects.filter(execution_block=eb, diagnostics__isnull=False).order_by("-pk").distinct().first()
+    )
+
+
+def finding_apply(*, finding: Finding, by) -> ScriptVersion:
+    """A new script version with the finding's edit applied, for the reducer to review and run."""
+    if not finding.edit:
+        raise ValueError("this finding has no suggested edit")
+    version = finding.run.script_version
+    if version is None:
+        raise ValueError("the run had no script to edit")
+    latest = version.script.latest_version()
+    person = person_of(by)
+    text = apply_edit(
+        latest.text(),
+        finding.edit,
+        initials=person.initials if person else "QA",
+        reason=finding.edit.get("description", finding.message),
+    )
+    return script_version_create(
+        script=latest.script,
+        text=text,
+        source=ScriptVersion.Source.EDITED,
+        by=by,
+        note=f"{finding.edit.get('description', '')} — from finding: {finding.message}",
+        parent=latest,
+    )
