@@ -278,6 +278,8 @@ def gains(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     vis = name.rsplit(".", 1)[0]
     calmode = summary.get("calmode", "")
     dead = []
+    if calmode == "fluxscale":  # derived from the amplitude table, which already said it
+        return [finding("gains_ok", 1.0, f"{name}: flux-scaled gains of the amplitude table")]
     for antenna, per_spw in summary["per_antenna"].items():
         fractions = [s.get("flagged_fraction", 1.0) for s in per_spw.values()]
         if fractions and min(fractions) >= 0.9:

@@ -255,11 +255,10 @@ def gains(table: str) -> tuple[dict, dict[str, np.ndarray]]:
         arrays[f"time_{spw}"] = times - times.min()
         arrays[f"phase_{spw}"] = phase_t
         arrays[f"amp_{spw}"] = amp_t
-    summary = {
-        "antennas": names,
-        "spws": sorted(int(s) for s in {k.split("_")[1] for k in arrays}),
-        "per_antenna": per_antenna,
-    }
+    spws = sorted({int(key.split("_")[1]) for key in arrays})
+    summary = {"antennas": names, "spws": spws, "per_antenna": per_antenna}
+    if all(s.get("flagged_fraction", 1.0) >= 1.0 for v in per_antenna.values() for s in v.values()):
+        summary["cannot_assess"] = "every gain solution is flagged"
     return summary, arrays
 
 

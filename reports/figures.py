@@ -1,0 +1,165 @@
+"""Plotly figure builders: arrays in, go.Figure out (no ORM, no request). WebGL traces."""
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=40, b=50), hovermode="closest", height=420)
+MAX_BUCKETS = 1500  # ~2 points per pixel column of a wide plot
+
+
+def decimate_minmax(
+    x: np.ndarray, y: np.ndarray, buckets: int = MAX_BUCKETS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of y per bucket of x: the same picture as every point, ~2 points per pixel."""
+    if len(x) <= 2 * buckets:
+        return x, y
+    edges = np.linspace(0, len(x), buckets + 1).astype(int)
+    xs, ys = [], []
+    for lo, hi in itertools.pairwise(edges):
+        seg = y[lo:hi]
+        if not np.isfinite(seg).any():
+            continue
+        i, j = int(np.nanargmin(seg)) + lo, int(np.nanargmax(seg)) + lo
+        for k in sorted({i, j}):
+            xs.append(x[k])
+            ys.append(y[k])
+    return np.asarray(xs), np.asarray(ys)
+
+
+def _lines(
+    fig: go.Figure, x: np.ndarray, rows: np.ndarray, names: Sequence[str], highlight: str = ""
+) -> None:
+    for name, row in zip(names, rows, strict=True):
+        if not np.isfinite(row).any():
+            continue
+        xs, ys = decimate_minmax(np.asarray(x), np.asarray(row, dtype=np.float32))
+        thick = name == highlight
+        fig.add_scattergl(
+            x=xs.astype(np.float32), y=ys.astype(np.float32), name=name, mode="lines",
+            line=dict(width=3 if thick else 1), opacity=1.0 if thick or not highlight else 0.35,
+        )  # fmt: skip
+
+
+def tsys_spectra(freq_ghz, spectra, antennas, *, spw: int, highlight: str = "", atm=None) -> go.Figure:
+    fig = go.Figure(layout=LAYOUT)
+    _lines(fig, freq_ghz, spectra, antennas, highlight)
+    if atm is not None:
+        fig.add_scattergl(x=freq_ghz, y=atm, name="ATM transmission", yaxis="y2", mode="lines",
+                          line=dict(color="magenta", dash="dot"))  # fmt: skip
+    fig.update_layout(
+        title=f"Tsys spectra, spw {spw} (time-averaged, colour = antenna)",
+        xaxis_title="Frequency (GHz)",
+        yaxis_title="Tsys (K)",
+        yaxis2=dict(title="transmission", overlaying="y", side="right", range=[0, 1], showgrid=False),
+    )
+    return fig
+
+
+def tsys_medians(antennas, medians, array_median: float, *, spw: int, highlight: str = "") -> go.Figure:
+    colours = ["#c62828" if m >= 1.5 * array_median else "#1f5fa8" for m in medians]
+    fig = go.Figure(layout={**LAYOUT, "height": 300})
+    fig.add_bar(x=list(antennas), y=medians, marker_color=colours, name="median Tsys")
+    fig.add_hline(y=array_median, line_dash="dash", annotation_text=f"array median {array_median:.0f} K")
+    fig.update_layout(title=f"Median Tsys per antenna, spw {spw} (click a bar to pick the antenna)",
+                      yaxis_title="Tsys (K)")  # fmt: skip
+    return fig
+
+
+def wvr_phase_rms(antennas, before: dict, after: dict) -> go.Figure:
+    fig = go.Figure(layout=LAYOUT)
+    fig.add_bar(x=list(antennas), y=[before.get(a) for a in antennas], name="without WVR")
+    fig.add_bar(x=list(antennas), y=[after.get(a) for a in antennas], name="with WVR")
+    fig.update_layout(barmode="group", title="Calibrator phase rms per antenna, before/after WVR",
+                      yaxis_title="phase rms (deg)")  # fmt: skip
+    return fig
+
+
+def wvr_path(time_s, path_um, antennas, *, antenna: str) -> go.Figure:
+    fig = go.Figure(layout=LAYOUT)
+    index = list(antennas).index(antenna) if antenna in antennas else 0
+    _lines(fig, np.asarray(time_s) / 60.0, path_um[[index]], [antennas[index]])
+    fig.update_layout(
+        title=f"WVR path of {antennas[index]}", xaxis_title="time (min)", yaxis_title="path (µm)"
+    )
+    return fig
+
+
+def bandpass_overlay(freq_ghz, values, antennas, *, spw: int, kind: str, highlight: str = "") -> go.Figure:
+    """values [nant, npol, nchan]: one line per antenna (polarisations averaged)."""
+    fig = go.Figure(layout=LAYOUT)
+    with np.errstate(all="ignore"):
+        rows = np.nanmean(values, axis=1)
+    _lines(fig, freq_ghz, rows, antennas, highlight)
+    unit = "amplitude" if kind == "amp" else "phase (deg)"
+    fig.update_layout(title=f"Bandpass {unit}, spw {spw}, all antennas", xaxis_title="Frequency (GHz)",
+                      yaxis_title=unit)  # fmt: skip
+    return fig
+
+
+def bandpass_pair(freq_ghz, amp, phase, antennas, *, worst: str, typical: str, spw: int) -> go.Figure:
+    fig = go.Figure(layout=LAYOUT)
+    for name, dash in ((worst, "solid"), (typical, "dot")):
+        i = list(antennas).index(name)
+        with np.errstate(all="ignore"):
+            fig.add_scattergl(
+                x=freq_ghz, y=np.nanmean(amp[i], axis=0), name=f"{name} amp", line=dict(dash=dash)
+            )
+            fig.add_scattergl(x=freq_ghz, y=np.nanmean(phase[i], axis=0), name=f"{name} phase", yaxis="y2",
+                              line=dict(dash=dash))  # fmt: skip
+    fig.update_layout(
+        title=f"Worst antenna {worst} next to a typical one ({typical}), spw {spw}",
+        xaxis_title="Frequency (GHz)",
+        yaxis_title="amplitude",
+        yaxis2=dict(title="phase (deg)", overlaying="y", side="right", showgrid=False),
+    )
+    return fig
+
+
+def gains_vs_time(time_s, values, antennas, *, title: str, ylabel: str, highlight: str = "") -> go.Figure:
+    fig = go.Figure(layout=LAYOUT)
+    _lines(fig, np.asarray(time_s) / 60.0, values, antennas, highlight)
+    for trace in fig.data:
+        trace.mode = "lines+markers"
+        trace.marker = dict(size=4)
+    fig.update_layout(title=title, xaxis_title="time (min)", yaxis_title=ylabel)
+    return fig
+
+
+def flags_stages(stages, fractions) -> go.Figure:
+    fig = go.Figure(layout={**LAYOUT, "height": 320})
+    fig.add_bar(x=list(stages), y=[100 * f for f in fractions], name="flagged")
+    fig.update_layout(title="Flagged data at each flag-saving step", yaxis_title="flagged (%)")
+    return fig
+
+
+def flags_heatmap(antennas, stages, matrix) -> go.Figure:
+    fig = go.Figure(layout=LAYOUT)
+    fig.add_heatmap(z=np.asarray(matrix, dtype=np.float32) * 100, x=list(antennas), y=list(stages),
+                    colorscale="Reds", zmin=0, zmax=100, colorbar=dict(title="%"))  # fmt: skip
+    fig.update_layout(title="Flagged fraction per antenna and step")
+    return fig
+
+
+def flux_spectrum(fields: dict, spectral_index: dict) -> go.Figure:
+    fig = go.Figure(layout=LAYOUT)
+    for name, spws in fields.items():
+        if not spws:
+            continue
+        freq = np.array([v["freq_ghz"] for v in spws.values()])
+        flux = np.array([v["flux"] for v in spws.values()])
+        error = np.array([v["error"] for v in spws.values()])
+        fig.add_scatter(x=freq, y=flux, error_y=dict(array=error), mode="markers", name=f"{name} (fluxscale)")
+        alpha = spectral_index.get(name)
+        if alpha is not None and len(freq):
+            ref = freq[int(np.argmax(flux / np.maximum(error, 1e-9)))]
+            s_ref = flux[int(np.argmax(flux / np.maximum(error, 1e-9)))]
+            grid = np.linspace(freq.min() * 0.995, freq.max() * 1.005, 50)
+            fig.add_scatter(
+                x=grid, y=s_ref * (grid / ref) ** alpha, mode="lines", name=f"{name} fit alpha={alpha:.2f}"
+            )
+    fig.update_layout(title="Derived flux densities per spw, with the fitted spectrum",
+                      xaxis_title="Frequency (GHz)", yaxis_title="flux density (Jy)")  # fmt: skip
+    return fig

@@ -1,0 +1,319 @@
+"""Diagnostics pages: EB overview (scores, findings, apply an edit), one page per topic, compare."""
+
+from collections.abc import Callable
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from assignments.models import ExecutionBlock
+from assignments.permissions import NOT_YOURS, may_work_on
+from calibration.models import Run
+from calibration.services import InvalidScript
+from reports import artifacts, figures, services
+from reports.edits import EditFailed
+from reports.models import Diagnostic, Finding, Topic, score_band
+
+pio.json.config.default_engine = "orjson"
+
+
+def _runs_with_diagnostics(eb: ExecutionBlock) -> list[Run]:
+    return list(Run.objects.filter(execution_block=eb, diagnostics__isnull=False).distinct().order_by("-pk"))
+
+
+def _scores_rows(scores: dict[str, float | None]) -> list[dict]:
+    return [
+        {"topic": value, "label": label, "score": scores.get(value), "band": score_band(scores.get(value))}
+        for value, label in Topic.choices
+    ]
+
+
+@login_required
+def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(ExecutionBlock.objects.select_related("mous__project"), pk=pk)
+    runs = _runs_with_diagnostics(eb)
+    run = runs[0] if runs else None
+    if request.GET.get("run", "").isdigit():
+        run = next((r for r in runs if r.pk == int(request.GET["run"])), run)
+    findings = list(run.findings.select_related("diagnostic__step").order_by("score", "topic")) if run else []
+    context = {
+        "eb": eb,
+        "mous": eb.mous,
+        "run": run,
+        "runs": runs,
+        "scores": _scores_rows(services.topic_scores(run)) if run else [],
+        "findings": findings,
+        "open_count": sum(1 for f in findings if f.score <= 0.9),
+        "can_work": may_work_on(request.user, eb.mous),
+    }
+    return render(request, "reports/overview.html", context)
+
+
+@login_required
+def topic_page(request: HttpRequest, pk: int, topic: str) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("execution_block", "mous"), pk=pk)
+    if topic not in Topic.values:
+        raise Http404(f"no topic {topic!r}")
+    diagnostics = list(run.diagnostics.filter(topic=topic).select_related("step"))
+    chosen = _choose(diagnostics, request.GET.get("diag"))
+    params = _params(chosen, request)
+    context = {
+        "run": run,
+        "eb": run.execution_block,
+        "mous": run.mous,
+        "topic": topic,
+        "topic_label": Topic(topic).label,
+        "diagnostics": diagnostics,
+        "chosen": chosen,
+        "params": params,
+        "figures": [
+            {
+                "name": name,
+                "url": reverse("reports-figure", args=[run.pk, topic, name]) + "?" + _query(chosen, params),
+            }
+            for name in FIGURES.get(topic, {})
+        ]
+        if chosen
+        else [],
+        "findings": run.findings.filter(topic=topic).order_by("score"),
+        "can_work": may_work_on(request.user, run.mous),
+        "spws": chosen.summary.get("spws", []) if chosen else [],
+        "antennas": chosen.summary.get("antennas", []) if chosen else [],
+        "table": _table(topic, chosen) if chosen else [],
+        "topic_choices": Topic.choices,
+    }
+    return render(request, "reports/topic.html", context)
+
+
+def _choose(diagnostics: list[Diagnostic], wanted: str | None) -> Diagnostic | None:
+    usable = [d for d in diagnostics if "cannot_assess" not in d.summary] or diagnostics
+    if wanted and wanted.isdigit():
+        return next((d for d in diagnostics if d.pk == int(wanted)), usable[0] if usable else None)
+    return usable[0] if usable else None
+
+
+def _params(diagnostic: Diagnostic | None, request: HttpRequest) -> dict[str, str]:
+    if diagnostic is None:
+        return {}
+    spws = [str(s) for s in diagnostic.summary.get("spws", [])]
+    antennas = diagnostic.summary.get("antennas", [])
+    spw = request.GET.get("spw", "")
+    antenna = request.GET.get("antenna", "")
+    return {
+        "spw": spw if spw in spws else (spws[0] if spws else ""),
+        "antenna": antenna
+        if antenna in antennas
+        else (_worst_antenna(diagnostic) or (antennas[0] if antennas else "")),
+    }
+
+
+def _worst_antenna(diagnostic: Diagnostic) -> str:
+    finding = diagnostic.findings.exclude(antenna="").order_by("score").first()
+    return finding.antenna if finding else ""
+
+
+def _query(diagnostic: Diagnostic, params: dict[str, str]) -> str:
+    return f"diag={diagnostic.pk}&spw={params.get('spw', '')}&antenna={params.get('antenna', '')}"
+
+
+def _table(topic: str, diagnostic: Diagnostic) -> list[list]:
+    """The numbers behind the plots, for the table under them."""
+    s = diagnostic.summary
+    if "cannot_assess" in s:
+        return [["cannot assess", s["cannot_assess"]]]
+    if topic == Topic.WVR:
+        report = s.get("report", {})
+        rows = [
+            ["antenna", "WVR", "flagged (interpolated)", "RMS (µm)", "Disc (µm)", "phase rms before", "after"]
+        ]
+        for i, name in enumerate(report.get("Name", [])):
+            rows.append(
+                [
+                    name,
+                    report["WVR"][i],
+                    report["Flag"][i],
+                    round(report["RMS_um"][i]),
+                    round(report["Disc_um"][i]),
+                    _round(s["phase_rms_before"].get(name)),
+                    _round(s["phase_rms_after"].get(name)),
+                ]
+            )
+        return rows
+    if topic == Topic.FLUX:
+        rows = [["field", "spw", "flux (Jy)", "error (Jy)", "frequency (GHz)"]]
+        for field, spws in s["fields"].items():
+            rows += [
+                [field, spw, round(v["flux"], 4), round(v["error"], 4), round(v["freq_ghz"], 3)]
+                for spw, v in spws.items()
+            ]
+        return rows
+    if topic == Topic.TSYS:
+        rows = [["antenna", *[f"spw {spw} median / max (K)" for spw in s["spws"]]]]
+        for antenna, per_spw in s["per_antenna"].items():
+            rows.append([antenna, *[_pair(per_spw.get(str(spw)), "median", "max") for spw in s["spws"]]])
+        return rows
+    if topic == Topic.FLAGS:
+        return [["stage", "flagged"], [s["stage"], f"{s['total_fraction']:.1%}"]]
+    return []
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _pair(stats: dict | None, a: str, b: str) -> str:
+    return f"{stats[a]:.0f} / {stats[b]:.0f}" if stats else "-"
+
+
+# --- figures -------------------------------------------------------------------------------
+def _spw_arrays(diagnostic: Diagnostic, spw: str) -> dict[str, np.ndarray]:
+    data = artifacts.load(diagnostic)
+    return {key.rsplit("_", 1)[0]: value for key, value in data.items() if key.endswith(f"_{spw}")}
+
+
+def _tsys_spectra(d: Diagnostic, p: dict) -> go.Figure:
+    a = _spw_arrays(d, p["spw"])
+    return figures.tsys_spectra(a["freq_ghz"], a["tsys"], d.summary["antennas"], spw=int(p["spw"]),
+                                highlight=p["antenna"], atm=a.get("atm"))  # fmt: skip
+
+
+def _tsys_medians(d: Diagnostic, p: dict) -> go.Figure:
+    names = d.summary["antennas"]
+    medians = [d.summary["per_antenna"][n].get(p["spw"], {}).get("median") for n in names]
+    return figures.tsys_medians(names, medians, d.summary["array_median"][p["spw"]], spw=int(p["spw"]),
+                                highlight=p["antenna"])  # fmt: skip
+
+
+def _wvr_bars(d: Diagnostic, p: dict) -> go.Figure:
+    return figures.wvr_phase_rms(
+        d.summary["antennas"], d.summary["phase_rms_before"], d.summary["phase_rms_after"]
+    )
+
+
+def _wvr_path(d: Diagnostic, p: dict) -> go.Figure:
+    a = artifacts.load(d)
+    return figures.wvr_path(a["time"], a["path_um"], d.summary["antennas"], antenna=p["antenna"])
+
+
+def _bandpass(kind: str) -> Callable[[Diagnostic, dict], go.Figure]:
+    def build(d: Diagnostic, p: dict) -> go.Figure:
+        a = _spw_arrays(d, p["spw"])
+        return figures.bandpass_overlay(a["freq_ghz"], a[kind], d.summary["antennas"], spw=int(p["spw"]),
+                                        kind=kind, highlight=p["antenna"])  # fmt: skip
+
+    return build
+
+
+def _bandpass_pair(d: Diagnostic, p: dict) -> go.Figure:
+    a = _spw_arrays(d, p["spw"])
+    names = d.summary["antennas"]
+    metrics = {n: d.summary["per_antenna"][n].get(p["spw"], {}) for n in names}
+    scored = [n for n in names if "notch_depth" in metrics[n]]
+    worst = p["antenna"] if p["antenna"] in scored else min(scored, key=lambda n: metrics[n]["notch_depth"])
+    others = sorted((n for n in scored if n != worst), key=lambda n: metrics[n]["chan2chan"])
+    typical = others[len(others) // 2] if others else worst
+    return figures.bandpass_pair(a["freq_ghz"], a["amp"], a["phase"], names, worst=worst, typical=typical,
+                                 spw=int(p["spw"]))  # fmt: skip
+
+
+def _gains(kind: str) -> Callable[[Diagnostic, dict], go.Figure]:
+    def build(d: Diagnostic, p: dict) -> go.Figure:
+        a = _spw_arrays(d, p["spw"])
+        label = "phase (deg)" if kind == "phase" else "amplitude"
+        title = f"{d.name}: gain {label} vs time, spw {p['spw']}"
+        return figures.gains_vs_time(
+            a["time"], a[kind], d.summary["antennas"], highlight=p["antenna"], title=title, ylabel=label
+        )
+
+    return build
+
+
+def _flags_stages(d: Diagnostic, p: dict) -> go.Figure:
+    stages = list(d.run.diagnostics.filter(topic=Topic.FLAGS).order_by("pk"))
+    return figures.flags_stages(
+        [s.name for s in stages], [s.summary.get("total_fraction", 0) for s in stages]
+    )
+
+
+def _flags_heatmap(d: Diagnostic, p: dict) -> go.Figure:
+    stages = [s for s in d.run.diagnostics.filter(topic=Topic.FLAGS).order_by("pk") if "antenna" in s.summary]
+    antennas = sorted({a for s in stages for a in s.summary["antenna"]})
+    matrix = [[s.summary["antenna"].get(a, 0.0) for a in antennas] for s in stages]
+    return figures.flags_heatmap(antennas, [s.name for s in stages], matrix)
+
+
+def _flux(d: Diagnostic, p: dict) -> go.Figure:
+    return figures.flux_spectrum(d.summary["fields"], d.summary.get("spectral_index", {}))
+
+
+FIGURES: dict[str, dict[str, Callable[[Diagnostic, dict], go.Figure]]] = {
+    Topic.TSYS: {"spectra": _tsys_spectra, "medians": _tsys_medians},
+    Topic.WVR: {"phase_rms": _wvr_bars, "path": _wvr_path},
+    Topic.BANDPASS: {"amplitude": _bandpass("amp"), "phase": _bandpass("phase"), "worst": _bandpass_pair},
+    Topic.GAINS: {"phase": _gains("phase"), "amplitude": _gains("amp")},
+    Topic.FLAGS: {"stages": _flags_stages, "antennas": _flags_heatmap},
+    Topic.FLUX: {"spectrum": _flux},
+}
+
+
+@login_required
+def figure_json(request: HttpRequest, pk: int, topic: str, name: str) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    build = FIGURES.get(topic, {}).get(name)
+    if build is None:
+        raise Http404(f"no figure {topic}/{name}")
+    diagnostics = list(run.diagnostics.filter(topic=topic))
+    diagnostic = _choose(diagnostics, request.GET.get("diag"))
+    if diagnostic is None or "cannot_assess" in diagnostic.summary:
+        raise Http404("nothing to plot for this run and topic")
+    fig = build(diagnostic, _params(diagnostic, request))
+    return HttpResponse(pio.to_json(fig), content_type="application/json")
+
+
+@login_required
+@require_POST
+def finding_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    finding = get_object_or_404(Finding.objects.select_related("run__mous", "run__script_version"), pk=pk)
+    if not may_work_on(request.user, finding.run.mous):
+        raise PermissionDenied(NOT_YOURS)
+    try:
+        version = services.finding_apply(finding=finding, by=request.user)
+    except (ValueError, EditFailed, InvalidScript) as exc:
+        messages.error(request, f"Edit not applied: {exc}")
+        return redirect("reports-eb", pk=finding.run.execution_block_id)
+    messages.success(request, f"v{version.number} created with the edit: review the diff, then run it.")
+    return redirect(f"{reverse('calibration-version-diff', args=[version.parent_id])}?against={version.pk}")
+
+
+@login_required
+def compare(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
+    runs = _runs_with_diagnostics(eb)
+    by_pk = {r.pk: r for r in runs}
+    a = by_pk.get(int(request.GET["a"])) if request.GET.get("a", "").isdigit() else None
+    b = by_pk.get(int(request.GET["b"])) if request.GET.get("b", "").isdigit() else None
+    if a is None or b is None:
+        a, b = (runs[1], runs[0]) if len(runs) >= 2 else (None, None)
+    rows = []
+    if a and b:
+        sa, sb = services.topic_scores(a), services.topic_scores(b)
+        for value, label in Topic.choices:
+            change = None if sa[value] is None or sb[value] is None else round(sb[value] - sa[value], 3)
+            rows.append({"label": label, "topic": value, "a": sa[value], "b": sb[value], "change": change,
+                         "band_a": score_band(sa[value]), "band_b": score_band(sb[value])})  # fmt: skip
+    figures_ab = []
+    if a and b:
+        for run in (a, b):
+            if run.diagnostics.filter(topic=Topic.WVR).exists():
+                figures_ab.append(
+                    {"run": run, "url": reverse("reports-figure", args=[run.pk, "wvr", "phase_rms"])}
+                )
+    context = {"eb": eb, "mous": eb.mous, "runs": runs, "a": a, "b": b, "rows": rows, "figures": figures_ab}
+    return render(request, "reports/compare.html", context)
