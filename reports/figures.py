@@ -38,17 +38,27 @@ def _lines(
         xs, ys = decimate_minmax(np.asarray(x), np.asarray(row, dtype=np.float32))
         thick = name == highlight
         fig.add_scattergl(
-            x=xs.astype(np.float32), y=ys.astype(np.float32), name=name, mode="lines",
-            line=dict(width=3 if thick else 1), opacity=1.0 if thick or not highlight else 0.35,
-        )  # fmt: skip
+            x=xs.astype(np.float32),
+            y=ys.astype(np.float32),
+            name=name,
+            mode="lines",
+            line=dict(width=3 if thick else 1),
+            opacity=1.0 if thick or not highlight else 0.35,
+        )
 
 
 def tsys_spectra(freq_ghz, spectra, antennas, *, spw: int, highlight: str = "", atm=None) -> go.Figure:
     fig = go.Figure(layout=LAYOUT)
     _lines(fig, freq_ghz, spectra, antennas, highlight)
     if atm is not None:
-        fig.add_scattergl(x=freq_ghz, y=atm, name="ATM transmission", yaxis="y2", mode="lines",
-                          line=dict(color="magenta", dash="dot"))  # fmt: skip
+        fig.add_scattergl(
+            x=freq_ghz,
+            y=atm,
+            name="ATM transmission",
+            yaxis="y2",
+            mode="lines",
+            line=dict(color="magenta", dash="dot"),
+        )
     fig.update_layout(
         title=f"Tsys spectra, spw {spw} (time-averaged, colour = antenna)",
         xaxis_title="Frequency (GHz)",
@@ -63,8 +73,9 @@ def tsys_medians(antennas, medians, array_median: float, *, spw: int, highlight:
     fig = go.Figure(layout={**LAYOUT, "height": 300})
     fig.add_bar(x=list(antennas), y=medians, marker_color=colours, name="median Tsys")
     fig.add_hline(y=array_median, line_dash="dash", annotation_text=f"array median {array_median:.0f} K")
-    fig.update_layout(title=f"Median Tsys per antenna, spw {spw} (click a bar to pick the antenna)",
-                      yaxis_title="Tsys (K)")  # fmt: skip
+    fig.update_layout(
+        title=f"Median Tsys per antenna, spw {spw} (click a bar to pick the antenna)", yaxis_title="Tsys (K)"
+    )
     return fig
 
 
@@ -72,8 +83,11 @@ def wvr_phase_rms(antennas, before: dict, after: dict) -> go.Figure:
     fig = go.Figure(layout=LAYOUT)
     fig.add_bar(x=list(antennas), y=[before.get(a) for a in antennas], name="without WVR")
     fig.add_bar(x=list(antennas), y=[after.get(a) for a in antennas], name="with WVR")
-    fig.update_layout(barmode="group", title="Calibrator phase rms per antenna, before/after WVR",
-                      yaxis_title="phase rms (deg)")  # fmt: skip
+    fig.update_layout(
+        barmode="group",
+        title="Calibrator phase rms per antenna, before/after WVR",
+        yaxis_title="phase rms (deg)",
+    )
     return fig
 
 
@@ -94,8 +108,9 @@ def bandpass_overlay(freq_ghz, values, antennas, *, spw: int, kind: str, highlig
         rows = np.nanmean(values, axis=1)
     _lines(fig, freq_ghz, rows, antennas, highlight)
     unit = "amplitude" if kind == "amp" else "phase (deg)"
-    fig.update_layout(title=f"Bandpass {unit}, spw {spw}, all antennas", xaxis_title="Frequency (GHz)",
-                      yaxis_title=unit)  # fmt: skip
+    fig.update_layout(
+        title=f"Bandpass {unit}, spw {spw}, all antennas", xaxis_title="Frequency (GHz)", yaxis_title=unit
+    )
     return fig
 
 
@@ -107,8 +122,13 @@ def bandpass_pair(freq_ghz, amp, phase, antennas, *, worst: str, typical: str, s
             fig.add_scattergl(
                 x=freq_ghz, y=np.nanmean(amp[i], axis=0), name=f"{name} amp", line=dict(dash=dash)
             )
-            fig.add_scattergl(x=freq_ghz, y=np.nanmean(phase[i], axis=0), name=f"{name} phase", yaxis="y2",
-                              line=dict(dash=dash))  # fmt: skip
+            fig.add_scattergl(
+                x=freq_ghz,
+                y=np.nanmean(phase[i], axis=0),
+                name=f"{name} phase",
+                yaxis="y2",
+                line=dict(dash=dash),
+            )
     fig.update_layout(
         title=f"Worst antenna {worst} next to a typical one ({typical}), spw {spw}",
         xaxis_title="Frequency (GHz)",
@@ -137,8 +157,15 @@ def flags_stages(stages, fractions) -> go.Figure:
 
 def flags_heatmap(antennas, stages, matrix) -> go.Figure:
     fig = go.Figure(layout=LAYOUT)
-    fig.add_heatmap(z=np.asarray(matrix, dtype=np.float32) * 100, x=list(antennas), y=list(stages),
-                    colorscale="Reds", zmin=0, zmax=100, colorbar=dict(title="%"))  # fmt: skip
+    fig.add_heatmap(
+        z=np.asarray(matrix, dtype=np.float32) * 100,
+        x=list(antennas),
+        y=list(stages),
+        colorscale="Reds",
+        zmin=0,
+        zmax=100,
+        colorbar=dict(title="%"),
+    )
     fig.update_layout(title="Flagged fraction per antenna and step")
     return fig
 
@@ -160,6 +187,9 @@ def flux_spectrum(fields: dict, spectral_index: dict) -> go.Figure:
             fig.add_scatter(
                 x=grid, y=s_ref * (grid / ref) ** alpha, mode="lines", name=f"{name} fit alpha={alpha:.2f}"
             )
-    fig.update_layout(title="Derived flux densities per spw, with the fitted spectrum",
-                      xaxis_title="Frequency (GHz)", yaxis_title="flux density (Jy)")  # fmt: skip
+    fig.update_layout(
+        title="Derived flux densities per spw, with the fitted spectrum",
+        xaxis_title="Frequency (GHz)",
+        yaxis_title="flux density (Jy)",
+    )
     return fig

@@ -55,8 +55,13 @@ def assess(topic: str, name: str, summary: dict, context: ScriptContext) -> list
     if "cannot_assess" in summary:
         return [finding("cannot_assess", CANNOT_ASSESS, f"Cannot assess {name}: {summary['cannot_assess']}")]
     checks: dict[str, Callable[[str, dict, ScriptContext], list[dict]]] = {
-        "tsys": tsys, "wvr": wvr, "bandpass": bandpass, "gains": gains, "flux": flux, "flags": flags,
-    }  # fmt: skip
+        "tsys": tsys,
+        "wvr": wvr,
+        "bandpass": bandpass,
+        "gains": gains,
+        "flux": flux,
+        "flags": flags,
+    }
     return checks[topic](name, summary, context)
 
 

@@ -180,15 +180,22 @@ def _spw_arrays(diagnostic: Diagnostic, spw: str) -> dict[str, np.ndarray]:
 
 def _tsys_spectra(d: Diagnostic, p: dict) -> go.Figure:
     a = _spw_arrays(d, p["spw"])
-    return figures.tsys_spectra(a["freq_ghz"], a["tsys"], d.summary["antennas"], spw=int(p["spw"]),
-                                highlight=p["antenna"], atm=a.get("atm"))  # fmt: skip
+    return figures.tsys_spectra(
+        a["freq_ghz"],
+        a["tsys"],
+        d.summary["antennas"],
+        spw=int(p["spw"]),
+        highlight=p["antenna"],
+        atm=a.get("atm"),
+    )
 
 
 def _tsys_medians(d: Diagnostic, p: dict) -> go.Figure:
     names = d.summary["antennas"]
     medians = [d.summary["per_antenna"][n].get(p["spw"], {}).get("median") for n in names]
-    return figures.tsys_medians(names, medians, d.summary["array_median"][p["spw"]], spw=int(p["spw"]),
-                                highlight=p["antenna"])  # fmt: skip
+    return figures.tsys_medians(
+        names, medians, d.summary["array_median"][p["spw"]], spw=int(p["spw"]), highlight=p["antenna"]
+    )
 
 
 def _wvr_bars(d: Diagnostic, p: dict) -> go.Figure:
@@ -205,8 +212,14 @@ def _wvr_path(d: Diagnostic, p: dict) -> go.Figure:
 def _bandpass(kind: str) -> Callable[[Diagnostic, dict], go.Figure]:
     def build(d: Diagnostic, p: dict) -> go.Figure:
         a = _spw_arrays(d, p["spw"])
-        return figures.bandpass_overlay(a["freq_ghz"], a[kind], d.summary["antennas"], spw=int(p["spw"]),
-                                        kind=kind, highlight=p["antenna"])  # fmt: skip
+        return figures.bandpass_overlay(
+            a["freq_ghz"],
+            a[kind],
+            d.summary["antennas"],
+            spw=int(p["spw"]),
+            kind=kind,
+            highlight=p["antenna"],
+        )
 
     return build
 
@@ -219,8 +232,9 @@ def _bandpass_pair(d: Diagnostic, p: dict) -> go.Figure:
     worst = p["antenna"] if p["antenna"] in scored else min(scored, key=lambda n: metrics[n]["notch_depth"])
     others = sorted((n for n in scored if n != worst), key=lambda n: metrics[n]["chan2chan"])
     typical = others[len(others) // 2] if others else worst
-    return figures.bandpass_pair(a["freq_ghz"], a["amp"], a["phase"], names, worst=worst, typical=typical,
-                                 spw=int(p["spw"]))  # fmt: skip
+    return figures.bandpass_pair(
+        a["freq_ghz"], a["amp"], a["phase"], names, worst=worst, typical=typical, spw=int(p["spw"])
+    )
 
 
 def _gains(kind: str) -> Callable[[Diagnostic, dict], go.Figure]:
@@ -306,8 +320,17 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
         sa, sb = services.topic_scores(a), services.topic_scores(b)
         for value, label in Topic.choices:
             change = None if sa[value] is None or sb[value] is None else round(sb[value] - sa[value], 3)
-            rows.append({"label": label, "topic": value, "a": sa[value], "b": sb[value], "change": change,
-                         "band_a": score_band(sa[value]), "band_b": score_band(sb[value])})  # fmt: skip
+            rows.append(
+                {
+                    "label": label,
+                    "topic": value,
+                    "a": sa[value],
+                    "b": sb[value],
+                    "change": change,
+                    "band_a": score_band(sa[value]),
+                    "band_b": score_band(sb[value]),
+                }
+            )
     figures_ab = []
     if a and b:
         for run in (a, b):

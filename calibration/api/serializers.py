@@ -13,9 +13,21 @@ class ScriptVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScriptVersion
         fields = [
-            "id", "kind", "filename", "mous", "execution_block", "number", "sha256", "size", "source",
-            "author", "note", "parent", "parsed", "created_at",
-        ]  # fmt: skip
+            "id",
+            "kind",
+            "filename",
+            "mous",
+            "execution_block",
+            "number",
+            "sha256",
+            "size",
+            "source",
+            "author",
+            "note",
+            "parent",
+            "parsed",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -44,9 +56,18 @@ class RunStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = RunStep
         fields = [
-            "number", "title", "status", "started_at", "finished_at", "duration_seconds", "error",
-            "skipped_helpers", "casa_tasks", "severe_messages", "output_tail",
-        ]  # fmt: skip
+            "number",
+            "title",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "error",
+            "skipped_helpers",
+            "casa_tasks",
+            "severe_messages",
+            "output_tail",
+        ]
         read_only_fields = fields
 
 
@@ -57,10 +78,26 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = [
-            "id", "script_version", "mous", "execution_block", "purpose", "selected_steps", "parameters",
-            "folder", "status", "error", "exit_signal", "attempts", "cancel_requested", "heartbeat_at",
-            "created_by", "created_at", "started_at", "finished_at", "steps",
-        ]  # fmt: skip
+            "id",
+            "script_version",
+            "mous",
+            "execution_block",
+            "purpose",
+            "selected_steps",
+            "parameters",
+            "folder",
+            "status",
+            "error",
+            "exit_signal",
+            "attempts",
+            "cancel_requested",
+            "heartbeat_at",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "steps",
+        ]
         read_only_fields = fields
 
 

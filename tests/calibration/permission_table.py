@@ -52,11 +52,11 @@ def _version(mous) -> dict:
 
 
 def _run(mous) -> dict:
-    return {"pk": mous.runs.first().pk}
+    return {"pk": mous.runs.order_by("pk").first().pk}
 
 
 def _log(mous) -> dict:
-    return {"pk": mous.runs.first().pk, "which": "casa"}
+    return {"pk": mous.runs.order_by("pk").first().pk, "which": "casa"}
 
 
 def _product(mous) -> dict:

@@ -1,0 +1,75 @@
+"""Who gets what on the diagnostics routes. Read by the permission matrix
+(tests/assignments/test_permission_matrix.py explains the format)."""
+
+import numpy as np
+
+from calibration.models import Run, Script, ScriptVersion
+from calibration.services import script_get_or_create, script_version_create
+from reports.models import Diagnostic, Finding
+from tests.assignments.matrix import everyone_reads, page
+from tests.calibration.conftest import alma_steps
+
+
+def prepare(world) -> None:
+    from assignments.services import eb_folder
+
+    for mous in (world.own, world.other):
+        eb = mous.execution_blocks.first()
+        script = script_get_or_create(kind=Script.Kind.CALIBRATION, mous=mous, eb=eb)
+        version = script_version_create(
+            script=script, text=alma_steps("print('w')"), source=ScriptVersion.Source.UPLOADED, by=None
+        )
+        folder = eb_folder(eb)
+        folder.mkdir(parents=True, exist_ok=True)
+        run = Run.objects.create(script_version=version, mous=mous, execution_block=eb, folder=str(folder))
+        np.savez(folder / "wvr.npz", time=np.arange(3.0), path_um=np.zeros((1, 3), dtype=np.float32))
+        summary = {
+            "antennas": ["DA41"],
+            "report": {},
+            "phase_rms_before": {"DA41": 10.0},
+            "phase_rms_after": {"DA41": 5.0},
+            "improvement": 2.0,
+        }
+        diagnostic = Diagnostic.objects.create(
+            run=run,
+            mous=mous,
+            execution_block=eb,
+            topic="wvr",
+            name="x.wvr",
+            artifact="wvr.npz",
+            summary=summary,
+        )
+        edit = {"step": 0, "append": ["print('edited')"], "description": "matrix edit"}
+        Finding.objects.create(
+            diagnostic=diagnostic, run=run, topic="wvr", code="wvr", score=0.5, message="m", edit=edit
+        )
+
+
+def _eb(mous) -> dict:
+    return {"pk": mous.execution_blocks.first().pk}
+
+
+def _run_pk(mous) -> int:
+    return Diagnostic.objects.get(run__mous=mous).run_id
+
+
+def _topic(mous) -> dict:
+    return {"pk": _run_pk(mous), "topic": "wvr"}
+
+
+def _figure(mous) -> dict:
+    return {"pk": _run_pk(mous), "topic": "wvr", "name": "phase_rms"}
+
+
+def _finding(mous) -> dict:
+    return {"pk": Finding.objects.get(run__mous=mous).pk}
+
+
+ROUTES = {
+    "reports-eb": [everyone_reads(302, kwargs=_eb)],
+    "reports-compare": [everyone_reads(302, kwargs=_eb)],
+    "reports-topic": [everyone_reads(302, kwargs=_topic)],
+    "reports-figure": [everyone_reads(302, kwargs=_figure)],
+    # Applying an edit makes a new script version: the MOUS's reducer or a DRM only.
+    "reports-finding-apply": [page(other=403, own=302, drm=302, method="post", kwargs=_finding)],
+}
