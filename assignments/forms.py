@@ -1,5 +1,7 @@
 """Input parsing for the whiteboard and MOUS pages (the API reuses WhiteboardFilter)."""
 
+from functools import partial
+
 from django import forms
 from django.db.models import Q, QuerySet
 
@@ -121,6 +123,8 @@ class MousEditForm(forms.ModelForm):
     class Meta:
         model = Mous
         fields = EDITABLE_FIELDS
+        # Weblog links are https; say so explicitly (Django 6 makes it the default).
+        field_classes = {"weblog_url": partial(forms.URLField, assume_scheme="https")}
         widgets = {
             "due_date": forms.DateInput(attrs={"type": "date"}),
             "notes": forms.Textarea(attrs={"rows": 4}),

@@ -19,6 +19,6 @@ urlpatterns = [
     path("", include("assignments.urls")),  # /whiteboard/, /my-work/, /mous/<pk>/
     path("", include("assignments.jira.urls")),  # /api/hooks/jira/ (HMAC-signed) and the DRM /jira/ page
     path("api/", include("calibration.api.urls")),  # /api/script-versions/, /api/runs/, /api/products/
-    path("", include("calibration.urls")),
-    path("", include("reports.urls")),  # /reports/eb/<pk>/ diagnostics, topic pages, compare  # /calibration/eb/<pk>/, /calibration/runs/<pk>/, ...
+    path("", include("calibration.urls")),  # /calibration/eb/<pk>/, /calibration/runs/<pk>/, ...
+    path("", include("reports.urls")),  # /reports/eb/<pk>/ diagnostics, topic pages, compare
 ]

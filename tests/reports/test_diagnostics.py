@@ -14,7 +14,8 @@ from tests.calibration.conftest import alma_steps, script_version
 
 pytestmark = [pytest.mark.worker, pytest.mark.casa, pytest.mark.django_db(transaction=True)]
 
-SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
+# Screenshots for review (copies of a run are kept in docs/screens/).
+SCREENS = Path(__file__).resolve().parents[2] / "var" / "screens"
 
 
 def run_to_end(version, steps, by) -> Run:
