@@ -126,7 +126,24 @@ class ScriptTampered(RuntimeError):
     """The stored bytes of a version no longer match its sha256."""
 
 
-class Run(models.Model):
+class TimedWork(models.Model):
+    """Something that starts and finishes (a run, a step): its timing."""
+
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class Run(TimedWork):
     """One execution of a script version on a worker: a step selection in a target folder."""
 
     class Status(models.TextChoices):
@@ -169,8 +186,6 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -199,18 +214,11 @@ class Run(models.Model):
     def output_log_name(self) -> str:
         return f"run{self.pk}.output.txt"
 
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or timezone.now()
-        return (end - self.started_at).total_seconds()
-
     def effective_step_timeout(self) -> int:
         return self.step_timeout_seconds or settings.CASA_STEP_WALLCLOCK_LIMIT
 
 
-class RunStep(models.Model):
+class RunStep(TimedWork):
     """One script step within a run: its state, timing, output tail and what was skipped."""
 
     class Status(models.TextChoices):
@@ -226,8 +234,6 @@ class RunStep(models.Model):
     number = models.IntegerField()
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     output_tail = models.TextField(blank=True)
     error = models.TextField(blank=True)
     # ALMA-only helper calls (aU/es) that were skipped, as "es.fixSyscalTimes(...)" strings.
@@ -241,13 +247,6 @@ class RunStep(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.number} of run {self.run_id}: {self.status}"
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or timezone.now()
-        return (end - self.started_at).total_seconds()
 
 
 class Product(models.Model):

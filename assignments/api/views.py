@@ -27,6 +27,7 @@ from assignments.models import (
     TransitionForbidden,
 )
 from assignments.permissions import IsManager, IsManagerOrReadOnly, MayWorkOnMous
+from qa2portal.api import id_param
 
 
 class Pagination(PageNumberPagination):
@@ -68,15 +69,6 @@ def _mous_filter_parameters() -> list[OpenApiParameter]:
         for name, field in form.fields.items()
         if name != "per_page"
     ]
-
-
-def _id_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    if not raw.isdigit():
-        raise ValidationError({name: f"{name} must be a numeric id, got {raw!r}."})
-    return int(raw)
 
 
 def expected_version(request: Request, body_version: int | None) -> int | None:
@@ -256,7 +248,7 @@ class ExecutionBlockViewSet(AssignmentsApiMixin, mixins.CreateModelMixin, viewse
 
     def get_queryset(self):
         queryset = ExecutionBlock.objects.order_by("mous_id", "observed_at", "uid")
-        mous_id = _id_param(self.request, "mous") if self.action == "list" else None
+        mous_id = id_param(self.request, "mous") if self.action == "list" else None
         return queryset if mous_id is None else queryset.filter(mous_id=mous_id)
 
     def perform_create(self, serializer: s.ExecutionBlockSerializer) -> None:
@@ -281,7 +273,7 @@ class AssignmentViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
         queryset = Assignment.objects.select_related("reducer__user", "assigned_by", "ended_by")
         if self.action != "list":
             return queryset
-        mous_id = _id_param(self.request, "mous")
+        mous_id = id_param(self.request, "mous")
         if mous_id is not None:
             queryset = queryset.filter(mous_id=mous_id)
         if reducer := self.request.query_params.get("reducer"):
@@ -297,5 +289,5 @@ class StateChangeViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         queryset = StateChange.objects.select_related("changed_by")
-        mous_id = _id_param(self.request, "mous") if self.action == "list" else None
+        mous_id = id_param(self.request, "mous") if self.action == "list" else None
         return queryset if mous_id is None else queryset.filter(mous_id=mous_id)

@@ -17,15 +17,7 @@ from assignments.permissions import NOT_YOURS, may_work_on
 from calibration import generation, services
 from calibration.api import serializers as s
 from calibration.models import Product, Run, Script, ScriptVersion
-
-
-def _id_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    if not raw.isdigit():
-        raise ValidationError({name: f"{name} must be a numeric id, got {raw!r}."})
-    return int(raw)
+from qa2portal.api import id_param
 
 
 class CalibrationApiMixin:
@@ -55,9 +47,9 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         qs = ScriptVersion.objects.select_related("script", "author").order_by("script_id", "-number")
-        if (eb := _id_param(self.request, "execution_block")) is not None:
+        if (eb := id_param(self.request, "execution_block")) is not None:
             qs = qs.filter(script__execution_block_id=eb)
-        if (mous := _id_param(self.request, "mous")) is not None:
+        if (mous := id_param(self.request, "mous")) is not None:
             qs = qs.filter(script__mous_id=mous)
         return qs
 
@@ -132,9 +124,9 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
 
     def get_queryset(self):
         qs = Run.objects.select_related("created_by").prefetch_related("steps")
-        if (eb := _id_param(self.request, "execution_block")) is not None:
+        if (eb := id_param(self.request, "execution_block")) is not None:
             qs = qs.filter(execution_block_id=eb)
-        if (mous := _id_param(self.request, "mous")) is not None:
+        if (mous := id_param(self.request, "mous")) is not None:
             qs = qs.filter(mous_id=mous)
         if state := self.request.query_params.get("status"):
             if state not in Run.Status.values:
@@ -188,7 +180,7 @@ class ProductViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         qs = Product.objects.select_related("step")
-        if (eb := _id_param(self.request, "execution_block")) is not None:
+        if (eb := id_param(self.request, "execution_block")) is not None:
             qs = qs.filter(execution_block_id=eb)
         if kind := self.request.query_params.get("kind"):
             if kind not in Product.Kind.values:

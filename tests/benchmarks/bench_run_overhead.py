@@ -31,7 +31,9 @@ def bare_run(script_text: str, source_ms: Path, folder: Path) -> float:
     name = "bare.scriptForCalibration.py"
     (folder / name).write_text(script_text)
     steps = [[s.number, s.title] for s in parse_script(script_text).steps]
-    (folder / "spec.json").write_text(json.dumps({"script": name, "steps": steps, "casa_log": "casa.log"}))
+    # The same in-CASA work as a portal run, diagnostics included: what differs is the portal.
+    spec = {"script": name, "steps": steps, "casa_log": "casa.log", "diagnostics_dir": "diagnostics"}
+    (folder / "spec.json").write_text(json.dumps(spec))
     started = time.perf_counter()
     result = casa.run_casa(engine.RUNNER_CODE, cwd=folder, timeout=TIMEOUT, args=["spec.json"])
     elapsed = time.perf_counter() - started
