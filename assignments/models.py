@@ -209,6 +209,7 @@ class MousQuerySet(models.QuerySet):
         return self.select_related("project", "assignee__user").annotate(
             eb_count=Coalesce(models.Subquery(eb_count), 0),
             latest_run_status=latest_run_status_subquery(),
+            open_findings=open_findings_subquery(),
         )
 
 
@@ -225,6 +226,29 @@ def latest_run_status_subquery() -> models.Expression:
         return models.Value(None, output_field=models.CharField())
     latest = run_model.objects.filter(mous=models.OuterRef("pk")).order_by("-created_at", "-pk")
     return models.Subquery(latest.values("status")[:1])
+
+
+def open_findings_subquery() -> models.Expression:
+    """QA findings scoring <= 0.9 on the MOUS's newest run that has diagnostics (NULL: none yet)."""
+    from django.apps import apps
+
+    try:
+        run_model, finding_model = apps.get_model("calibration", "Run"), apps.get_model("reports", "Finding")
+    except LookupError:
+        return models.Value(None, output_field=models.IntegerField())
+    latest = (
+        run_model.objects.filter(mous=models.OuterRef(models.OuterRef("pk")), findings__isnull=False)
+        .order_by("-pk")
+        .values("pk")[:1]
+    )
+    counted = (
+        finding_model.objects.filter(run=models.Subquery(latest), score__lte=0.9)
+        .order_by()
+        .values("run")
+        .annotate(n=models.Count("pk"))
+        .values("n")
+    )
+    return models.Subquery(counted, output_field=models.IntegerField())
 
 
 class Mous(models.Model):
