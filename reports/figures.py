@@ -1,5 +1,6 @@
 """Plotly figure builders: arrays in, go.Figure out (no ORM, no request). WebGL traces."""
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,8 +103,7 @@ def wvr_path(time_s, path_um, antennas, *, antenna: str) -> go.Figure:
 def bandpass_overlay(freq_ghz, values, antennas, *, spw: int, kind: str, highlight: str = "") -> go.Figure:
     """values [nant, npol, nchan]: one line per antenna (polarisations averaged)."""
     fig = go.Figure(layout=LAYOUT)
-    with np.errstate(all="ignore"):
-        rows = np.nanmean(values, axis=1)
+    rows = _nanmean(values, axis=1)
     _lines(fig, freq_ghz, rows, antennas, highlight)
     unit = "amplitude" if kind == "amp" else "phase (deg)"
     fig.update_layout(
@@ -112,17 +112,24 @@ def bandpass_overlay(freq_ghz, values, antennas, *, spw: int, kind: str, highlig
     return fig
 
 
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over unflagged values; all-flagged stays NaN (plotted as a gap), without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
 def bandpass_pair(freq_ghz, amp, phase, antennas, *, worst: str, typical: str, spw: int) -> go.Figure:
     fig = go.Figure(layout=LAYOUT)
     for name, dash in ((worst, "solid"), (typical, "dot")):
         i = list(antennas).index(name)
         with np.errstate(all="ignore"):
             fig.add_scattergl(
-                x=freq_ghz, y=np.nanmean(amp[i], axis=0), name=f"{name} amp", line=dict(dash=dash)
+                x=freq_ghz, y=_nanmean(amp[i], axis=0), name=f"{name} amp", line=dict(dash=dash)
             )
             fig.add_scattergl(
                 x=freq_ghz,
-                y=np.nanmean(phase[i], axis=0),
+                y=_nanmean(phase[i], axis=0),
                 name=f"{name} phase",
                 yaxis="y2",
                 line=dict(dash=dash),
