@@ -105,7 +105,7 @@ def sandbox_argv(cwd: Path, writable: Sequence[Path]) -> list[str]:
     return [*argv, "--chdir", str(cwd), "--"]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Without bubblewrap: the kernel kills CASA when the worker process that started it dies.
     pr_set_pdeathsig = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
@@ -138,7 +138,7 @@ def start_casa(
         text=True,
         errors="replace",
         start_new_session=True,
-        preexec_fn=None if wrapper else _die_with_parent,
+        preexec_fn=None if wrapper else die_with_parent,
     )
 
 

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from calibration.casa import die_with_parent
+
 # Sync Playwright runs an event loop in the test thread; Django must allow ORM calls there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -113,6 +117,8 @@ def _start_worker(env_extra: dict[str, str], log: Path, name: str, queues: str =
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # A worker left behind by a killed pytest would steal the next session's tasks.
+        preexec_fn=die_with_parent,
     )
 
 
