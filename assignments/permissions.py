@@ -1,5 +1,6 @@
 """Who may do what: DRMs everything, a reducer only on the MOUS assigned to them, anyone signed in reads."""
 
+from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from assignments.models import Mous, user_is_manager
@@ -11,6 +12,12 @@ NOT_YOURS = "This MOUS is not assigned to you: only its reducer or a DRM may act
 def may_work_on(user, mous: Mous) -> bool:
     """Upload, run, move along the lifecycle: the assigned reducer or a manager."""
     return user_is_manager(user) or mous.is_assigned_to(user)
+
+
+def require_may_work_on(user, mous: Mous) -> None:
+    """403 for anyone but the MOUS's reducer or a manager (pages and API alike)."""
+    if not may_work_on(user, mous):
+        raise PermissionDenied(NOT_YOURS)
 
 
 class IsManager(BasePermission):

@@ -28,6 +28,10 @@ class CasaUnavailable(RuntimeError):
     """CASA cannot be started or does not import."""
 
 
+class CasaScriptFailed(RuntimeError):
+    """A CASA subprocess did not print the answer it was started for."""
+
+
 @dataclass(frozen=True)
 class CasaResult:
     returncode: int
@@ -173,6 +177,25 @@ def run_casa(code: str, *, cwd: Path, timeout: float, args: Sequence[str] = ()) 
     return CasaResult(proc.returncode, stdout, stderr, time.perf_counter() - started, timed_out)
 
 
+def result_tail(result: CasaResult, lines: int = 8) -> str:
+    """The last lines CASA printed (stderr first: that is where it says what went wrong)."""
+    text = (result.stderr or "") + "\n" + (result.stdout or "")
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def run_casa_json(
+    code: str, marker: str, *, cwd: Path, timeout: float, args: Sequence[str] = ()
+) -> tuple[dict, CasaResult]:
+    """Run `code` in CASA and return the JSON it printed on the line `<marker> {...}`."""
+    result = run_casa(code, cwd=cwd, timeout=timeout, args=args)
+    prefix = marker + " "
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith(prefix)), None)
+    if not result.ok or line is None:
+        reason = "timed out" if result.timed_out else f"exit code {result.returncode}"
+        raise CasaScriptFailed(f"{marker} failed ({reason}): {result_tail(result)}")
+    return json.loads(line.removeprefix(prefix)), result
+
+
 CHECK_CODE = """
 import json, time
 t0 = time.perf_counter()
@@ -190,17 +213,13 @@ print("CASA_CHECK " + json.dumps({
 def check(timeout: float = 120.0) -> dict:
     """Start CASA once, report versions and data path, and cache the answer for the health page."""
     cwd = Path(settings.VAR_DIR) / "casa-check"
-    result = run_casa(CHECK_CODE, cwd=cwd, timeout=timeout)
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("CASA_CHECK ")), None)
-    if not result.ok or line is None:
-        reason = "timed out" if result.timed_out else f"exit code {result.returncode}"
-        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+    try:
+        info, result = run_casa_json(CHECK_CODE, "CASA_CHECK", cwd=cwd, timeout=timeout)
+    except CasaScriptFailed as exc:
         raise CasaUnavailable(
-            f"CASA did not start ({reason}) with {casa_python()}: "
-            + " | ".join(tail)
-            + " -- install it with `make run` / `pip install -r requirements.txt`."
-        )
-    info = json.loads(line.removeprefix("CASA_CHECK "))
+            f"CASA did not start with {casa_python()}: {exc} "
+            "-- install it with `make run` / `pip install -r requirements.txt`."
+        ) from exc
     info["total_seconds"] = round(result.seconds, 3)
     info["checked_at"] = time.time()
     cache = Path(settings.CASA_CHECK_CACHE)

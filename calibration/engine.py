@@ -194,7 +194,7 @@ def _finish_steps(f: Follower, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _record_products(run: Run, step: RunStep, items: list[dict]) -> None:
+def _record_products(run: Run, step: RunStep | None, items: list[dict]) -> None:
     for item in items:
         Product.objects.update_or_create(
             run=run,
@@ -211,16 +211,11 @@ def _record_products(run: Run, step: RunStep, items: list[dict]) -> None:
 
 
 def _record_log_product(run: Run) -> None:
-    for name in (run.casa_log_name, run.output_log_name):
-        path = Path(run.folder) / name
-        if path.exists():
-            Product.objects.update_or_create(
-                run=run,
-                relpath=name,
-                defaults={
-                    "kind": Product.Kind.LOG,
-                    "size": path.stat().st_size,
-                    "execution_block": run.execution_block,
-                    "mous": run.mous,
-                },
-            )
+    """The run's CASA log and its captured output are products of the run (no step)."""
+    logs = [Path(run.folder) / name for name in (run.casa_log_name, run.output_log_name)]
+    items = [
+        {"relpath": path.name, "kind": Product.Kind.LOG, "viscal": "", "size": path.stat().st_size}
+        for path in logs
+        if path.exists()
+    ]
+    _record_products(run, None, items)

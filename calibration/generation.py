@@ -1,6 +1,5 @@
 """Generate the standard scripts: inspect the data in CASA (worker side), then write the script."""
 
-import json
 from functools import partial
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from django.utils import timezone
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import eb_folder
 from calibration import casa, generator
-from calibration.incasa.events import SUMMARY_MARKER as MARKER
+from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
 from calibration.services import script_get_or_create, script_version_create
 
@@ -51,12 +50,12 @@ def _ms_to_inspect(eb: ExecutionBlock) -> Path:
 def data_summary_refresh(eb: ExecutionBlock) -> dict:
     """Read the EB's MS in a CASA subprocess and store the summary."""
     ms = _ms_to_inspect(eb)
-    result = casa.run_casa(INSPECT_CODE, cwd=eb_folder(eb), timeout=INSPECT_TIMEOUT, args=[str(ms)])
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith(MARKER)), None)
-    if not result.ok or line is None:
-        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-4:])
-        raise GenerationFailed(f"reading {ms.name} failed (exit {result.returncode}): {tail}")
-    summary = json.loads(line.removeprefix(MARKER))
+    try:
+        summary, _ = casa.run_casa_json(
+            INSPECT_CODE, SUMMARY_MARKER, cwd=eb_folder(eb), timeout=INSPECT_TIMEOUT, args=[str(ms)]
+        )
+    except casa.CasaScriptFailed as exc:
+        raise GenerationFailed(f"reading {ms.name} failed: {exc}") from exc
     DataSummary.objects.update_or_create(
         execution_block=eb, defaults={"summary": summary, "created_at": timezone.now()}
     )

@@ -3,7 +3,6 @@
 import difflib
 import hashlib
 import logging
-import shutil
 from functools import partial
 from pathlib import Path
 
@@ -185,15 +184,21 @@ def _check_runnable(version: ScriptVersion, mous: Mous, folder: Path) -> None:
         raise RunRefused(f"{version} is Python 2: create its Python 3 conversion and run that instead")
     if not version.parsed.get("steps"):
         raise RunRefused(f"{version} has no steps to run")
-    if mous.state not in RUNNABLE_STATES:
-        raise RunRefused(
-            f"{mous.uid} is {mous.state}: runs are allowed while it is " + ", ".join(sorted(RUNNABLE_STATES))
-        )
     script = version.script
     if script.kind == Script.Kind.CALIBRATION:
         eb = script.execution_block
         if eb.data_status != ExecutionBlock.DataStatus.PRESENT:
             raise RunRefused(f"EB {eb.uid} has no data on disk yet ({eb.get_data_status_display()})")
+    _check_folder_free(mous, folder)
+
+
+def _check_folder_free(mous: Mous, folder: Path) -> None:
+    """Any run: the MOUS is being processed and no other run works in the same folder
+    (casacore locks would make the two block each other)."""
+    if mous.state not in RUNNABLE_STATES:
+        raise RunRefused(
+            f"{mous.uid} is {mous.state}: runs are allowed while it is " + ", ".join(sorted(RUNNABLE_STATES))
+        )
     busy = Run.objects.filter(folder=str(folder), status__in=ACTIVE_RUN_STATES).first()
     if busy is not None:
         raise RunRefused(f"run {busy.pk} is {busy.status} in {folder.name}: wait for it or cancel it")
@@ -388,10 +393,7 @@ def flagversion_restore(*, eb: ExecutionBlock, ms: str, version_name: str, by) -
         raise RunRefused(f"{ms} has no flag version {version_name!r}")
     mous = Mous.objects.select_for_update().get(pk=eb.mous_id)
     folder = eb_folder(eb)
-    if mous.state not in RUNNABLE_STATES:
-        raise RunRefused(f"{mous.uid} is {mous.state}: flags can be restored while it is being processed")
-    if Run.objects.filter(folder=str(folder), status__in=ACTIVE_RUN_STATES).exists():
-        raise RunRefused(f"a run is active in {folder.name}: wait for it or cancel it")
+    _check_folder_free(mous, folder)
     run = Run.objects.create(
         mous=mous,
         execution_block=eb,
@@ -403,12 +405,3 @@ def flagversion_restore(*, eb: ExecutionBlock, ms: str, version_name: str, by) -
     RunStep.objects.create(run=run, number=0, title=f"Restore flag version {version_name} of {ms}")
     _enqueue(run)
     return run
-
-
-def copy_raw_data(*, source: Path, eb: ExecutionBlock) -> Path:
-    """Place an EB's raw data (MS or ASDM folder) under its Calibration folder; returns the path."""
-    target = eb_folder(eb) / "raw" / source.name
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, target)
-    return target

@@ -6,25 +6,19 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from assignments.models import ExecutionBlock, Mous
-from assignments.permissions import NOT_YOURS, may_work_on
+from assignments.permissions import may_work_on, require_may_work_on
 from assignments.services import PathOutsideDataRoot, eb_folder, inside_data_root
 from calibration import generation, services
 from calibration.models import Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
 
 LOG_TAIL_BYTES = 64 * 1024
 SERVED_KINDS = {Product.Kind.PNG, Product.Kind.TXT, Product.Kind.LOG, Product.Kind.FITS}
-
-
-def _require_worker(request: HttpRequest, mous: Mous) -> None:
-    if not may_work_on(request.user, mous):
-        raise PermissionDenied(NOT_YOURS)
 
 
 def _int_list(values: list[str]) -> list[int]:
@@ -63,7 +57,7 @@ def eb_page(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def eb_generate(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
-    _require_worker(request, eb.mous)
+    require_may_work_on(request.user, eb.mous)
     try:
         generation.script_generate_request(eb=eb, by=request.user)
     except generation.GenerationFailed as exc:
@@ -77,7 +71,7 @@ def eb_generate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
-    _require_worker(request, eb.mous)
+    require_may_work_on(request.user, eb.mous)
     upload = request.FILES.get("file")
     if upload is None:
         messages.error(request, "Choose a script file to upload.")
@@ -108,7 +102,7 @@ def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def eb_run(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
-    _require_worker(request, eb.mous)
+    require_may_work_on(request.user, eb.mous)
     version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__execution_block=eb)
     action = request.POST.get("action", "selected")
     try:
@@ -129,7 +123,7 @@ def eb_run(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def eb_restore_flags(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
-    _require_worker(request, eb.mous)
+    require_may_work_on(request.user, eb.mous)
     try:
         run = services.flagversion_restore(
             eb=eb, ms=request.POST.get("ms", ""), version_name=request.POST.get("name", ""), by=request.user
@@ -212,7 +206,7 @@ def version_download(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def version_convert(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ScriptVersion.objects.select_related("script__mous"), pk=pk)
-    _require_worker(request, version.script.mous)
+    require_may_work_on(request.user, version.script.mous)
     try:
         converted = services.script_convert_python2(version=version, by=request.user)
     except services.InvalidScript as exc:
@@ -337,7 +331,7 @@ def run_status(request: HttpRequest, pk: int) -> JsonResponse:
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("mous"), pk=pk)
-    _require_worker(request, run.mous)
+    require_may_work_on(request.user, run.mous)
     try:
         services.run_cancel(run=run, by=request.user)
     except services.RunRefused as exc:
@@ -351,7 +345,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("mous", "script_version"), pk=pk)
-    _require_worker(request, run.mous)
+    require_may_work_on(request.user, run.mous)
     raw = request.POST.get("from_step", "")
     try:
         if run.script_version is None:
@@ -400,7 +394,7 @@ def mous_scripts(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def mous_generate_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous, pk=pk)
-    _require_worker(request, mous)
+    require_may_work_on(request.user, mous)
     try:
         version = generation.imaging_script_create(mous=mous, by=request.user)
     except generation.GenerationFailed as exc:
@@ -414,7 +408,7 @@ def mous_generate_imaging(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def mous_run_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous, pk=pk)
-    _require_worker(request, mous)
+    require_may_work_on(request.user, mous)
     version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__mous=mous)
     try:
         run = services.run_create(version=version, steps=[], by=request.user)

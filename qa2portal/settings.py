@@ -229,7 +229,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"calibration.tasks.*": {"queue": env_str("CASA_QUEUE", "casa")}}
+CASA_QUEUE = env_str("CASA_QUEUE", "casa")
+CELERY_TASK_ROUTES = {"calibration.tasks.*": {"queue": CASA_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "calibration.tasks.reap_stale_runs", "schedule": 30.0},
 }
@@ -249,7 +250,6 @@ if CASA_SANDBOX not in {"auto", "bwrap", "none"}:
 RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 10)
 # A RUNNING run whose heartbeat is older than this is failed as "worker lost" by the reaper.
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60)
-CASA_QUEUE = env_str("CASA_QUEUE", "casa")
 SCRIPT_MAX_BYTES = 1024 * 1024
 
 # --- JIRA (unset = feature off) --------------------------------------------------------

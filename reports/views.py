@@ -7,14 +7,13 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from assignments.models import ExecutionBlock
-from assignments.permissions import NOT_YOURS, may_work_on
+from assignments.permissions import may_work_on, require_may_work_on
 from calibration.models import Run
 from calibration.services import InvalidScript
 from reports import artifacts, figures, services
@@ -295,8 +294,7 @@ def figure_json(request: HttpRequest, pk: int, topic: str, name: str) -> HttpRes
 @require_POST
 def finding_apply(request: HttpRequest, pk: int) -> HttpResponse:
     finding = get_object_or_404(Finding.objects.select_related("run__mous", "run__script_version"), pk=pk)
-    if not may_work_on(request.user, finding.run.mous):
-        raise PermissionDenied(NOT_YOURS)
+    require_may_work_on(request.user, finding.run.mous)
     try:
         version = services.finding_apply(finding=finding, by=request.user)
     except (ValueError, EditFailed, InvalidScript) as exc:

@@ -24,6 +24,7 @@ class CalibrationApiMixin:
     authentication_classes = [TokenAuthentication, SessionAuthentication]
 
     def require_worker(self, mous: Mous) -> None:
+        # DRF's own PermissionDenied keeps the message in the 403 body (Django's would not).
         if not may_work_on(self.request.user, mous):
             raise PermissionDenied(NOT_YOURS)
 

@@ -5,7 +5,7 @@ import sys
 
 MARKER = "\x1eQA2EVENT "
 # inspect_ms prints its one answer behind this (imported by the worker without CASA).
-SUMMARY_MARKER = "QA2_MS_SUMMARY "
+SUMMARY_MARKER = "QA2_MS_SUMMARY"
 
 
 def emit(event: str, **fields: object) -> None:

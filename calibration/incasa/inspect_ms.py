@@ -152,4 +152,4 @@ def _has(msmd, intent: str) -> bool:
 
 
 def main() -> None:
-    print(SUMMARY_MARKER + json.dumps(summarise(sys.argv[1])), flush=True)
+    print(SUMMARY_MARKER + " " + json.dumps(summarise(sys.argv[1])), flush=True)

@@ -47,11 +47,6 @@ class EbBuild:
         return cls(folder, folder / truth["ms_name"], truth_path, truth)
 
 
-def _tail(result: casa.CasaResult, lines: int = 15) -> str:
-    text = (result.stderr or "") + "\n" + (result.stdout or "")
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def build_eb(spec: EbSpec, outdir: Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> EbBuild:
     """Validate `spec` (SpecError before any CASA starts), then build it into `outdir`."""
     validate(spec)
@@ -62,7 +57,7 @@ def build_eb(spec: EbSpec, outdir: Path, *, timeout: float = DEFAULT_TIMEOUT_S) 
     result = casa.run_casa(BUILD_CODE, cwd=outdir, timeout=timeout, args=[str(spec_file), str(outdir)])
     if not result.ok or not (outdir / "truth.json").exists():
         reason = "timed out" if result.timed_out else f"exit code {result.returncode}"
-        raise BuildFailed(f"building {spec.ms_name} failed ({reason}):\n{_tail(result)}")
+        raise BuildFailed(f"building {spec.ms_name} failed ({reason}):\n{casa.result_tail(result, 15)}")
     return EbBuild.load(outdir)
 
 
@@ -72,7 +67,9 @@ def import_ngc5921(outdir: Path, ms_name: str = "ngc5921.ms", *, timeout: float 
     outdir = Path(outdir).resolve()
     result = casa.run_casa(NGC5921_CODE, cwd=outdir, timeout=timeout, args=[str(outdir), ms_name])
     if not result.ok or not (outdir / "truth.json").exists():
-        raise BuildFailed(f"importing NGC5921 failed (exit code {result.returncode}):\n{_tail(result)}")
+        raise BuildFailed(
+            f"importing NGC5921 failed (exit code {result.returncode}):\n{casa.result_tail(result, 15)}"
+        )
     return EbBuild.load(outdir)
 
 
@@ -136,11 +133,10 @@ def casa_json(
     code: str, marker: str, *, cwd: Path, args: list[str], timeout: float = 600.0
 ) -> dict[str, Any]:
     """Run `code` in CASA and return the JSON it printed after `marker`."""
-    result = casa.run_casa(code, cwd=cwd, timeout=timeout, args=args)
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith(marker + " ")), None)
-    if not result.ok or line is None:
-        raise BuildFailed(f"{marker} failed (exit code {result.returncode}):\n{_tail(result)}")
-    return json.loads(line.removeprefix(marker + " "))
+    try:
+        return casa.run_casa_json(code, marker, cwd=cwd, timeout=timeout, args=args)[0]
+    except casa.CasaScriptFailed as exc:
+        raise BuildFailed(str(exc)) from exc
 
 
 def verify_eb(ms: Path, truth_dir: Path, *, timeout: float = 900.0) -> dict[str, Any]:

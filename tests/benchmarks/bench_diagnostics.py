@@ -82,15 +82,13 @@ def figure_views(work: Path) -> tuple[float, int, float]:
 def test_diagnostics(tmp_path):
     build = cached_eb(presets.alma_wide())
     work = tmp_path / "diag"
-    result = casa.run_casa(
+    casa_side, _ = casa.run_casa_json(
         "from tests.benchmarks.diagnostics_casa import main; main()",
+        MARKER,
         cwd=tmp_path,
         timeout=3600,
         args=[str(build.ms), str(work)],
     )
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith(MARKER)), None)
-    assert result.ok and line, result.stderr[-3000:]
-    casa_side = json.loads(line.removeprefix(MARKER + " "))
     figure_s, views, largest_mb = figure_views(work)
     ours = sum(casa_side["extract_s"].values()) + figure_s
     theirs = sum(p["seconds"] for p in casa_side["plotbandpass"].values())
