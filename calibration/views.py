@@ -16,6 +16,7 @@ from assignments.permissions import may_work_on, require_may_work_on
 from assignments.services import PathOutsideDataRoot, eb_folder, inside_data_root
 from calibration import generation, services
 from calibration.models import Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
+from calibration.rawdata import raw_data_is_separate
 
 LOG_TAIL_BYTES = 64 * 1024
 SERVED_KINDS = {Product.Kind.PNG, Product.Kind.TXT, Product.Kind.LOG, Product.Kind.FITS}
@@ -48,7 +49,7 @@ def eb_page(request: HttpRequest, pk: int) -> HttpResponse:
         "generation": eb.generations.first(),
         "can_work": may_work_on(request.user, eb.mous),
         "flag_versions": services.flag_versions(eb) if eb_folder(eb).exists() else {},
-        "raw_separate": services.raw_data_is_separate(eb),
+        "raw_separate": raw_data_is_separate(eb),
     }
     return render(request, "calibration/eb.html", context)
 
