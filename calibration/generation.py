@@ -11,6 +11,7 @@ from assignments.services import eb_folder
 from calibration import casa, generator
 from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
+from calibration.rawdata import raw_data
 from calibration.services import script_get_or_create, script_version_create
 
 INSPECT_CODE = "from calibration.incasa.inspect_ms import main\nmain()\n"
@@ -21,35 +22,33 @@ class GenerationFailed(RuntimeError):
     """The data could not be read to generate a script."""
 
 
-def raw_data(eb: ExecutionBlock) -> generator.RawData:
-    """How step 0 gets the MS, from where the EB's raw data lies (data_name, relative to its folder)."""
-    name = eb.data_name
-    if not name or Path(name).name == eb.ms_name:
-        return generator.RawData("present")
-    if name.endswith(".ms"):
-        return generator.RawData("ms", name)
-    if name.lower().endswith((".fits", ".uvfits")):
-        return generator.RawData("uvfits", name)
-    return generator.RawData("asdm", name)
-
-
-def _ms_to_inspect(eb: ExecutionBlock) -> Path:
+def _ms_to_inspect(eb: ExecutionBlock) -> Path | None:
+    """The working MS when step 0 has made it, else the raw MS; None for an ASDM or UVFITS."""
     folder = eb_folder(eb)
     working = folder / eb.ms_name
-    if working.exists():
+    if (working / "table.dat").exists():
         return working
     raw = raw_data(eb)
-    if raw.kind == "ms":
+    if raw.kind == "ms" and (folder / raw.path / "table.dat").exists():
         return folder / raw.path
-    raise GenerationFailed(
-        f"{eb.uid}: no MS to read ({eb.ms_name} is not there and the raw data is {raw.kind}); "
-        "run the import step first"
-    )
+    return None
 
 
 def data_summary_refresh(eb: ExecutionBlock) -> dict:
-    """Read the EB's MS in a CASA subprocess and store the summary."""
+    """Read the EB's MS in a CASA subprocess and store the summary.
+
+    An ASDM or UVFITS has no MS to read until step 0 has run: its summary is the one the
+    ingest check stored (it imported the data into a scratch MS to read it).
+    """
     ms = _ms_to_inspect(eb)
+    if ms is None:
+        stored = DataSummary.objects.filter(execution_block=eb).first()
+        if stored is not None:
+            return stored.summary
+        raise GenerationFailed(
+            f"{eb.uid}: no MS to read ({eb.ms_name} is not in the EB folder and the raw data "
+            f"{eb.data_name or '(none)'} is not an MS); run step 0 (the import) first"
+        )
     try:
         summary, _ = casa.run_casa_json(
             INSPECT_CODE, SUMMARY_MARKER, cwd=eb_folder(eb), timeout=INSPECT_TIMEOUT, args=[str(ms)]

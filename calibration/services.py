@@ -14,6 +14,7 @@ from assignments.models import ExecutionBlock, Mous, MousState
 from assignments.services import eb_folder, inside_data_root, mous_folder, mous_stage
 from calibration import scriptparse
 from calibration.models import Run, RunStep, Script, ScriptTampered, ScriptVersion, script_storage_path
+from calibration.rawdata import raw_data_is_separate
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +251,6 @@ def run_rerun(*, run: Run, from_step: int | None, by) -> Run:
             raise RunRefused(f"step {from_step} was not part of run {run.pk} (steps {numbers})")
         numbers = numbers[numbers.index(from_step) :]
     return run_create(version=run.script_version, steps=numbers, by=by)
-
-
-def raw_data_is_separate(eb: ExecutionBlock) -> bool:
-    """True when the EB's raw data is not the working MS itself (so re-importing can restore it)."""
-    return bool(eb.data_name) and Path(eb.data_name).name != eb.ms_name
 
 
 def run_from_scratch(*, version: ScriptVersion, by) -> Run:

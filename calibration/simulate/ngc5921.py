@@ -20,9 +20,12 @@ TEMPLATE = Path(__file__).with_name("templates") / "scriptForCalibration_ngc5921
 REFANT = "15"  # the tutorial's 'VA15': importuvfits names antennas '1'..'28'
 
 
-def render_script(ms_name: str) -> str:
-    """The calibration script for an NGC5921 MS called `ms_name`."""
-    return TEMPLATE.read_text().replace("vis = 'ngc5921.ms'", f"vis = {ms_name!r}")
+def render_script(ms_name: str, raw_path: str | None = None) -> str:
+    """The calibration script for an NGC5921 working MS `ms_name`, made from the raw MS at
+    `raw_path` (relative to the EB folder; default raw/<ms_name>)."""
+    raw_path = raw_path or f"raw/{ms_name}"
+    text = TEMPLATE.read_text().replace("vis = 'ngc5921.ms'", f"vis = {ms_name!r}")
+    return text.replace("raw = 'raw/ngc5921.ms'", f"raw = {raw_path!r}")
 
 
 def import_fits(outdir: Path, ms_name: str) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from django.utils import timezone
 from assignments.models import ExecutionBlock, Investigator, Mous, MousState, Person, Project
 from assignments.services import DEMO_ACCOUNTS, eb_folder, ensure_demo_accounts, mous_assign, mous_stage
 from calibration.models import Script, ScriptVersion
+from calibration.rawdata import RAW_FOLDER
 from calibration.services import script_get_or_create, script_version_create
 from calibration.simulate import presets
 from calibration.simulate.build import EbBuild, cached_eb, cached_ngc5921, copy_ms, default_cache_root
 from calibration.simulate.ngc5921 import render_script
 from calibration.simulate.spec import BadWvr, BandpassDefect, DeadAntenna, HotTsys, LowSnrSpw, Quack
 
-RAW_FOLDER = "raw"
 PROJECT = {"code": "2019.1.00001.S", "title": "Demo: the disc of HD 163296 and HI in NGC 5921", "cycle": 7}
 INVESTIGATORS = (
     ("Ada Lovelace-Demo", "pi@example.org", Investigator.Role.PI),
@@ -161,7 +161,7 @@ class Command(BaseCommand):
             script = script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
             script_version_create(
                 script=script,
-                text=render_script(eb.ms_name),
+                text=render_script(eb.ms_name, data_name),
                 source=ScriptVersion.Source.UPLOADED,
                 by=None,
                 note="the VLA NGC5921 tutorial in ALMA step layout (refant '15')",
