@@ -81,7 +81,16 @@ def bubblewrap() -> str | None:
     if path is None:
         return None
     probe = subprocess.run(
-        [path, "--die-with-parent", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "true"],
+        [
+            path,
+            "--die-with-parent",
+            "--unshare-all",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            *_merged_usr_links(),
+            "true",
+        ],
         capture_output=True,
         timeout=20,
         check=False,
@@ -89,24 +98,143 @@ def bubblewrap() -> str | None:
     return path if probe.returncode == 0 else None
 
 
+# The system part CASA needs: its shared libraries and the dynamic loader's cache. Nothing
+# else of /etc (no shadow, no host configuration), no /home, /root, /var or /srv.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+SYSTEM_ETC = (
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/fonts",  # matplotlib's PNGs (plotbandpass, plotms)
+)
+
+INTERPRETER_PROBE = """
+import importlib.util, json, os, sys
+spec = importlib.util.find_spec("casadata")
+roots = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+roots += [p for p in sys.path if p and os.path.isdir(p)]
+if spec and spec.origin:
+    roots.append(os.path.dirname(os.path.dirname(spec.origin)))
+print(json.dumps(sorted({os.path.realpath(r) for r in roots})))
+"""
+
+
+def _merged_usr_links() -> list[str]:
+    """Debian's /bin, /lib... are links into /usr: recreate them as links, else bind them."""
+    argv: list[str] = []
+    for top in SYSTEM_DIRS[1:]:
+        link = Path(top)
+        if link.is_symlink():
+            argv += ["--symlink", os.readlink(link), top]
+        elif link.is_dir():
+            argv += ["--ro-bind", top, top]
+    return argv
+
+
+@functools.cache
+def interpreter_roots() -> tuple[str, ...]:
+    """Where CASA's interpreter lives: its prefix, the venv, its import path and casadata.
+
+    Asked of the interpreter itself (it may be another one than ours, CASA_PYTHON), once
+    per process; these folders are bound read-only into the sandbox at their own paths, so no
+    checkout location (under /tmp, say) can hide them.
+    """
+    python = casa_python()
+    answer = subprocess.run(
+        [python, "-I", "-c", INTERPRETER_PROBE], capture_output=True, text=True, timeout=60, check=False
+    )
+    if answer.returncode != 0:
+        raise CasaUnavailable(f"cannot start the CASA interpreter {python!r}: {answer.stderr.strip()}")
+    roots = [Path(p) for p in json.loads(answer.stdout)]
+    roots.append(Path(python).parent.resolve())
+    return tuple(str(p) for p in _outermost(roots) if not str(p).startswith("/usr/"))
+
+
+def _outermost(paths: Sequence[Path]) -> list[Path]:
+    """The folders of `paths` that are not inside another one of them (bind each tree once)."""
+    unique = sorted({p.resolve() for p in paths if p.exists()}, key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for path in unique:
+        if not any(path.is_relative_to(k) for k in kept):
+            kept.append(path)
+    return kept
+
+
+def in_casa_code_roots() -> list[Path]:
+    """The project's code that runs inside CASA: the two apps with `incasa/` code (and the
+    site config in calibration/). The rest of the checkout (settings, var/, the database)
+    stays invisible."""
+    base = Path(settings.BASE_DIR)
+    return [base / "calibration", base / "reports"]
+
+
 def sandbox_argv(cwd: Path, writable: Sequence[Path]) -> list[str]:
-    """bubblewrap around CASA: read-only system, writable run folder, no network, dies with us.
+    """bubblewrap around CASA: only what CASA needs, read-only; the run folder writable; no
+    network; dies with us. Every bind is explicit, so nothing depends on where the checkout is.
 
     Empty when sandboxing is off, or unavailable with CASA_SANDBOX=auto.
     """
-    mode = settings.CASA_SANDBOX
-    if mode == "none":
+    if sandbox_mode() != "bwrap":
         return []
     bwrap = bubblewrap()
-    if bwrap is None:
-        if mode == "bwrap":
-            raise CasaUnavailable("CASA_SANDBOX=bwrap but bubblewrap is missing or cannot create namespaces")
-        return []
-    argv = [bwrap, "--die-with-parent", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev"]
-    argv += ["--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108 - a private, empty /tmp for CASA
+    assert bwrap is not None  # sandbox_mode() said so
+    argv = [bwrap, "--die-with-parent", "--unshare-all", "--new-session"]
+    argv += ["--ro-bind", "/usr", "/usr", *_merged_usr_links()]
+    for name in SYSTEM_ETC:
+        if Path(name).exists():
+            argv += ["--ro-bind", name, name]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108 - private, empty /tmp
+    # Later binds mount over the private /tmp, so a venv or a run folder under /tmp stays visible.
+    for path in [*interpreter_roots(), *map(str, in_casa_code_roots())]:
+        argv += ["--ro-bind", path, path]
     for path in [cwd, Path(settings.CASA_HOME), *writable]:
         argv += ["--bind", str(path), str(path)]
     return [*argv, "--chdir", str(cwd), "--"]
+
+
+@functools.cache
+def sandbox_mode() -> str:
+    """bwrap or none, decided once per process from CASA_SANDBOX and what the machine can do."""
+    mode = settings.CASA_SANDBOX
+    if mode == "none":
+        return "none"
+    if bubblewrap() is None:
+        if mode == "bwrap":
+            raise CasaUnavailable("CASA_SANDBOX=bwrap but bubblewrap is missing or cannot create namespaces")
+        return "none"
+    return "bwrap"
+
+
+def sandbox_decide() -> dict:
+    """At worker start: decide the sandbox mode, prove it can start CASA's interpreter, and
+    record the answer for the health page (var/sandbox.json)."""
+    started = time.perf_counter()
+    info: dict = {"requested": settings.CASA_SANDBOX, "decided_at": time.time(), "pid": os.getpid()}
+    try:
+        info["mode"] = sandbox_mode()
+        probe_dir = Path(settings.VAR_DIR) / "sandbox-probe"
+        probe_dir.mkdir(parents=True, exist_ok=True)
+        proc = start_casa("import casadata, sys; print(sys.prefix)", cwd=probe_dir, sandbox=True)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode != 0:
+            raise CasaUnavailable(f"the sandbox cannot start CASA's interpreter: {err.strip()[-300:]}")
+        info["ok"], info["binds"] = True, [*interpreter_roots(), *map(str, in_casa_code_roots())]
+    except (CasaUnavailable, OSError, subprocess.TimeoutExpired) as exc:
+        info["ok"], info["error"] = False, str(exc)
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    Path(settings.CASA_SANDBOX_STATE).parent.mkdir(parents=True, exist_ok=True)
+    Path(settings.CASA_SANDBOX_STATE).write_text(json.dumps(info, indent=1))
+    return info
+
+
+def sandbox_state() -> dict | None:
+    """What the last worker to start decided about the sandbox (None: no worker has started)."""
+    try:
+        return json.loads(Path(settings.CASA_SANDBOX_STATE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def die_with_parent() -> None:

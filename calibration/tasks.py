@@ -1,6 +1,7 @@
 """Celery tasks: ids in, one service call. Routed to the `casa` queue."""
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 
 @shared_task(name="calibration.tasks.run_execute")
@@ -22,3 +23,11 @@ def script_generate(generation_id: int) -> str:
     from calibration.generation import script_generate as script_generate_service
 
     return script_generate_service(generation_id=generation_id).status
+
+
+@worker_ready.connect
+def decide_sandbox(**kwargs) -> None:
+    """The worker decides its CASA sandbox once, at start, and records it for /health/."""
+    from calibration.casa import sandbox_decide
+
+    sandbox_decide()

@@ -243,6 +243,7 @@ CASA_SITECONFIG = BASE_DIR / "calibration" / "casasiteconfig.py"
 CASA_HOME = Path(env_str("CASA_HOME", str(VAR_DIR / "casa-home"))).resolve()
 CASA_PYTHON = env_str("CASA_PYTHON", "")  # empty: the interpreter running Django
 CASA_CHECK_CACHE = VAR_DIR / "casa_check.json"
+CASA_SANDBOX_STATE = VAR_DIR / "sandbox.json"  # written by each worker at start, read by /health/
 # auto: bubblewrap when installed (no network, read-only outside the run folder); bwrap: required; none.
 CASA_SANDBOX = env_str("CASA_SANDBOX", "auto")
 if CASA_SANDBOX not in {"auto", "bwrap", "none"}:
