@@ -116,7 +116,7 @@ def _mous_page(request: HttpRequest, mous: Mous, *, error: str = "", status: int
         "timeline": StateChange.objects.filter(mous=mous).select_related("changed_by"),
         "assignments": mous.assignments.select_related("reducer__user", "assigned_by", "ended_by"),
         "runs": _runs_of(mous),
-        "moves": mous.moves_for(user),
+        "moves": [(move, MousState(move).label) for move in mous.moves_for(user)],
         "is_manager": is_manager,
         "may_work": may_work_on(user, mous),
         "assign_form": AssignForm(initial={"version": mous.version}) if is_manager else None,

@@ -55,7 +55,7 @@ def test_drm_assigns_and_moves_a_mous_then_the_reducer_finds_it(world, page: Pag
     _move(page, "ASSIGNED", note="reprocess with DV12 flagged")
     timeline = page.locator("#timeline li")
     expect(timeline).to_have_count(8)
-    expect(timeline.first).to_contain_text("QA2_FAIL → ASSIGNED by drm1")
+    expect(timeline.first).to_contain_text("QA2 fail → Assigned by drm1")
     expect(page.locator("#timeline")).to_contain_text("ASDM of the second EB missing on lustre")
 
     # The reducer: the MOUS is under My work with what it needs next.

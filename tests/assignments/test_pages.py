@@ -118,3 +118,31 @@ def test_bulk_assign_from_the_whiteboard(world, client):
     assert "2 MOUS assigned to red1." in answer.content.decode()
     extra.refresh_from_db()
     assert extra.assignee == world.reducer
+
+
+def test_move_buttons_and_timeline_show_state_labels_not_codes(world, client):
+    client.force_login(world.drm.user)
+
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+
+    assert 'data-move="CALIBRATING">→ Calibrating</button>' in page
+    assert 'data-move="BLOCKED">→ Blocked</button>' in page
+    assert "→ CALIBRATING" not in page and "→ ASSIGNED" not in page
+    assert "<b>New → Assigned</b>" in page  # the timeline row of the assignment
+
+
+def test_admin_link_only_for_users_who_can_use_the_admin(world, client):
+    from django.contrib.auth.models import Permission
+
+    drm_user = world.drm.user
+    drm_user.is_staff = True  # as the demo DRM: staff, but no admin permission
+    drm_user.save()
+    client.force_login(drm_user)
+    assert 'id="admin-link"' not in client.get("/whiteboard/").content.decode()
+
+    drm_user.user_permissions.add(Permission.objects.get(codename="view_mous"))
+    client.force_login(drm_user)
+    assert 'id="admin-link"' in client.get("/whiteboard/").content.decode()
+
+    client.force_login(world.reducer.user)  # not staff at all
+    assert 'id="admin-link"' not in client.get("/my-work/").content.decode()
