@@ -1,5 +1,6 @@
 """The run engine against the real Celery worker and real CASA subprocesses."""
 
+import json
 import os
 import signal
 import subprocess
@@ -167,29 +168,43 @@ def test_a_task_that_logs_severe_and_returns_without_output_fails_its_step(
 
 
 def test_sandbox_refuses_writes_outside_the_folder_network_and_secrets(
-    celery_worker_process, make_eb, ngc5921_ms, reducer, tmp_path
+    celery_worker_process, make_eb, ngc5921_ms, reducer, settings
 ):
     assert casa.bubblewrap(), "make test installs bubblewrap; it must be able to create namespaces here"
     eb = make_eb(ngc5921_ms)
-    outside = Path("/var/tmp") / f"qa2-escape-{eb.pk}.txt"
+    outside = Path(settings.VAR_DIR) / f"qa2-escape-{eb.pk}.txt"
+    # Files the host has (the worker wrote sandbox.json at its start) that CASA must not see.
+    secrets = [
+        str(Path(settings.BASE_DIR) / "qa2portal" / "settings.py"),
+        str(Path(settings.CASA_SANDBOX_STATE)),
+        "/etc/shadow",
+        "/etc/hostname",
+    ]
+    assert Path(settings.CASA_SANDBOX_STATE).exists()
+    probe = (
+        "import json, os\n"
+        "assert 'DATABASE_URL' not in os.environ and 'SECRET_KEY' not in os.environ\n"
+        "open('inside.txt', 'w').write('ok')\n"
+        f"seen = [p for p in {secrets!r} if os.path.exists(p)]\n"
+        "try:\n"
+        f"    open({str(outside)!r}, 'w').write('escaped')\n"
+        "except OSError as exc:\n"
+        "    seen.append('write refused: ' + exc.strerror)\n"
+        "open('seen.json', 'w').write(json.dumps(seen))"
+    )
     version = script_version(
         eb,
-        alma_steps(
-            "import os\nassert 'DATABASE_URL' not in os.environ and 'SECRET_KEY' not in os.environ\n"
-            "open('inside.txt', 'w').write('ok')",
-            f"open('{outside}', 'w').write('escaped')",
-            "import socket\nsocket.create_connection(('127.0.0.1', 6379), timeout=3)",
-        ),
+        alma_steps(probe, "import socket\nsocket.create_connection(('127.0.0.1', 6379), timeout=3)"),
     )
 
-    run = wait_terminal(services.run_create(version=version, steps=[0, 1], by=reducer.user))
-    assert run.status == Run.Status.FAILED
-    assert run.steps.get(number=0).status == RunStep.Status.SUCCEEDED
-    assert "Read-only file system" in run.steps.get(number=1).error
-    assert not outside.exists()
+    run = wait_terminal(services.run_create(version=version, steps=[0], by=reducer.user))
+    assert run.status == Run.Status.SUCCEEDED, run.error
     assert (Path(run.folder) / "inside.txt").read_text() == "ok"
+    seen = json.loads((Path(run.folder) / "seen.json").read_text())
+    assert [s for s in seen if not s.startswith("write refused")] == [], "the sandbox shows host files"
+    assert not outside.exists(), "a write outside the run folder reached the host"
 
-    network = wait_terminal(services.run_create(version=version, steps=[2], by=reducer.user))
+    network = wait_terminal(services.run_create(version=version, steps=[1], by=reducer.user))
     assert network.status == Run.Status.FAILED
     assert "Connection refused" in network.steps.get().error or "unreachable" in network.steps.get().error
 

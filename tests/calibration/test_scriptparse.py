@@ -8,9 +8,8 @@ from calibration.generator import RawData, calibration_script
 from calibration.scriptparse import convert_python2, parse_script
 
 SCRIPTS = Path(__file__).parent / "scripts"
-CASA_LAB = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "casa-lab" / "scriptForCalibration_sim.py"
-)
+# A copy of the casa-lab script (shared/reference/casa-lab): tests read nothing outside the repository.
+CASA_LAB = SCRIPTS / "casa_lab_scriptForCalibration_sim.py.txt"
 
 
 @pytest.fixture(scope="module")
