@@ -10,7 +10,7 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
             CELERY_BROKER_URL=$${TEST_BROKER_URL:-redis://127.0.0.1:6379/15} \
             QA2_VAR_DIR=$${TEST_VAR_DIR:-$(CURDIR)/var/test}
 
-.PHONY: run test bench lint format install install-dev services clean
+.PHONY: run test journey bench lint format install install-dev services clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -36,6 +36,10 @@ services:
 
 test: install-dev services
 	$(TEST_ENV) $(BIN)/pytest
+
+# The reducer's journey on the demo data alone (.ci/run runs it again from a copy under /tmp).
+journey: install-dev services
+	$(TEST_ENV) $(BIN)/pytest tests/journeys/test_demo_journey.py
 
 bench: install-dev services
 	$(TEST_ENV) $(BIN)/pytest tests/benchmarks -o python_files="bench_*.py" -s -q --no-header

@@ -1,0 +1,142 @@
+"""The reducer's first hour, on exactly what `make run` builds (make_demo_data), by links only.
+
+Real worker, real CASA, real Chromium. Nothing is typed into the address bar after the login
+page: every page is reached by clicking what a user sees.
+"""
+
+import re
+import time
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import Page, expect
+
+from assignments.models import ExecutionBlock, Mous
+from calibration import services
+from calibration.models import Run, Script
+from reports.models import Finding
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.casa,
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+]
+
+ALMA_MOUS, ALMA_EB = "uid://A001/Xsim01/X1", "uid://A002/Xsim01/X1"
+NGC_MOUS, NGC_EB = "uid://A001/Xsim01/X2", "uid://A002/Xsim02/X1"
+REDUCER = ("reducer", "reducer-demo-2026")
+DRM = ("drm", "drm-demo-2026")
+RUN_TIMEOUT_MS = 600_000
+
+
+@pytest.fixture
+def demo(celery_worker_process, data_root) -> None:
+    """What `make run` does before serving: the demo accounts and data, in the worker's DATA_ROOT."""
+    call_command("make_demo_data")
+
+
+def sign_in(page: Page, base: str, who: tuple[str, str]) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("input[name=username]", who[0])
+    page.fill("input[name=password]", who[1])
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def sign_out(page: Page) -> None:
+    page.locator("#logout, form[action$='/logout/'] button").first.click()
+    page.wait_for_load_state("networkidle")
+
+
+def open_eb_scripts(page: Page, mous_uid: str, eb_uid: str) -> None:
+    """My work -> the MOUS -> the EB's scripts page."""
+    page.get_by_role("link", name="My work").first.click()
+    page.get_by_role("link", name=mous_uid).first.click()
+    expect(page.locator("h1")).to_contain_text(mous_uid)
+    page.locator(f"[data-eb='{eb_uid}']").get_by_role("link", name=re.compile("^scripts$", re.I)).click()
+    expect(page.locator("h1")).to_contain_text(eb_uid)
+
+
+def generate_and_run_all(page: Page) -> int:
+    """Click "Generate standard script", wait for the version, run all steps; returns the run id."""
+    page.locator("#generate").click()
+    # The page polls the generation and reloads itself when it is done.
+    expect(page.locator("#run-all")).to_be_visible(timeout=300_000)
+    expect(page.locator("#generation.error")).to_have_count(0)
+    page.locator("#run-all").first.click()
+    expect(page.locator("#run-status")).to_be_visible()
+    page.wait_for_function(
+        "['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(document.body.dataset.runStatus)",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    run_id = int(re.search(r"/runs/(\d+)/", page.url).group(1))
+    run = Run.objects.get(pk=run_id)
+    assert run.status == Run.Status.SUCCEEDED, f"{run.error} / {list(run.steps.values('number', 'error'))}"
+    return run_id
+
+
+def test_reducer_calibrates_the_demo_alma_eb_by_links(page: Page, live_server, demo):
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_server.url, REDUCER)
+
+    open_eb_scripts(page, ALMA_MOUS, ALMA_EB)
+    run_id = generate_and_run_all(page)
+
+    page.get_by_role("link", name="diagnostics").first.click()
+    expect(page.locator("#scores .score-card")).to_have_count(6)
+    # The demo's injected faults (make_demo_data): bad WVR on DV07, hot receiver on DA44.
+    expect(page.locator("tr[data-code='wvr_bad_antenna'][data-antenna='DV07']")).to_have_count(1)
+    expect(page.locator("tr[data-code='tsys_high'][data-antenna='DA44']")).to_have_count(1)
+    found = set(Finding.objects.filter(run_id=run_id, score__lte=0.9).values_list("antenna", flat=True))
+    assert found - {""} <= {"DV07", "DA44"}, f"findings on healthy antennas: {found}"
+    assert errors == []
+
+
+def test_drm_assigns_ngc5921_and_the_reducer_calibrates_it_by_links(page: Page, live_server, demo):
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_server.url, DRM)
+    page.get_by_role("link", name="Whiteboard").first.click()
+    page.get_by_role("link", name=NGC_MOUS).first.click()
+    page.locator("#assign-form select[name=reducer]").select_option(label=re.compile(r"· reducer "))
+    page.locator("#assign-form button[type=submit]").click()
+    expect(page.locator("body")).to_contain_text("reducer")
+    assert Mous.objects.get(uid=NGC_MOUS).assignee.user.username == "reducer"
+    sign_out(page)
+
+    sign_in(page, live_server.url, REDUCER)
+    open_eb_scripts(page, NGC_MOUS, NGC_EB)
+    run_id = generate_and_run_all(page)
+
+    page.get_by_role("link", name="diagnostics").first.click()
+    page.get_by_role("link", name=re.compile("^Flux", re.I)).first.click()
+    page.wait_for_function("document.body.dataset.figuresReady === '1'", timeout=30_000)
+    # The VLA tutorial's known answer: the phase calibrator 1445+099 is 2.5 Jy at 1.41 GHz.
+    row = page.locator("#numbers tbody tr", has_text="1445+099")
+    expect(row).to_have_count(1)
+    flux = float(row.locator("td").nth(2).inner_text())
+    assert flux == pytest.approx(2.5, abs=0.1)
+    assert errors == []
+
+
+def test_the_script_the_demo_registers_for_ngc5921_runs_end_to_end(demo, reducer_of_demo):
+    """The uploaded NGC5921 script (make_demo_data's) runs every step from its raw MS."""
+    eb = ExecutionBlock.objects.get(uid=NGC_EB)
+    version = Script.objects.get(execution_block=eb).latest_version()
+    run = services.run_from_scratch(version=version, by=reducer_of_demo)
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while not run.is_terminal:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+        run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, f"{run.error} / {list(run.steps.values('number', 'error'))}"
+    assert run.steps.count() == 9
+
+
+@pytest.fixture
+def reducer_of_demo(demo):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(username="reducer")
