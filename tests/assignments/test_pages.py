@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from assignments.models import MousState
-from tests.factories import ExecutionBlockFactory, MousFactory
+from tests.factories import ExecutionBlockFactory, MousFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -34,6 +34,33 @@ def test_whiteboard_reports_a_bad_filter_and_ignores_it(world, client):
 
     assert "band: ALMA bands are 1 to 10." in page
     assert world.own.uid in page
+
+
+@pytest.mark.parametrize(
+    ("cycle", "found"),
+    [("7", True), ("2019", True), ("2019.1", True), ("6", False), ("2018", False), ("2019.A", False)],
+)
+def test_whiteboard_cycle_filter_takes_a_cycle_number_or_a_proposal_year(world, client, cycle, found):
+    older = MousFactory(project=ProjectFactory(code="2018.1.00042.S", cycle=6))
+    client.force_login(world.drm.user)
+
+    page = client.get("/whiteboard/", {"cycle": cycle}).content.decode()
+
+    assert "errorlist" not in page
+    assert (world.own.uid in page) is found
+    assert (older.uid in page) is (cycle in ("6", "2018"))
+
+
+def test_whiteboard_cycle_filter_refuses_what_it_cannot_read(world, client, as_user):
+    client.force_login(world.drm.user)
+
+    page = client.get("/whiteboard/", {"cycle": "2019.1.01234"}).content.decode()
+
+    assert "cycle: &#x27;2019.1.01234&#x27; is neither a cycle number (e.g. 7) nor a proposal year" in page
+    assert world.own.uid in page  # not applied
+    answer = as_user(world.drm).get("/api/mous/", {"cycle": "19xx"})
+    assert answer.status_code == 400
+    assert "neither a cycle number" in answer.json()["cycle"][0]["message"]
 
 
 def test_whiteboard_query_count_does_not_depend_on_page_size(world, client):
