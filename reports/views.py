@@ -12,13 +12,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from assignments.models import ExecutionBlock
+from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
 from calibration.models import Run
 from calibration.services import InvalidScript
 from reports import artifacts, figures, services
 from reports.edits import EditFailed
-from reports.models import Diagnostic, Finding, Topic, score_band
+from reports.models import BLUE, Diagnostic, Finding, Topic, score_band
 
 pio.json.config.default_engine = "orjson"
 
@@ -53,6 +53,23 @@ def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
         "can_work": may_work_on(request.user, eb.mous),
     }
     return render(request, "reports/overview.html", context)
+
+
+@login_required
+def mous_diagnostics(request: HttpRequest, pk: int) -> HttpResponse:
+    """The MOUS's way into diagnostics (the whiteboard's findings cell): the overview of the EB
+    that has diagnostics, or, when several have, a choice with each EB's open findings."""
+    mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
+    rows = []
+    for eb in mous.execution_blocks.order_by("uid"):  # a handful of EBs: one query each is fine
+        runs = _runs_with_diagnostics(eb)
+        run = runs[0] if runs else None
+        open_count = run.findings.filter(score__lte=BLUE).count() if run else None
+        rows.append({"eb": eb, "run": run, "open": open_count})
+    diagnosed = [row for row in rows if row["run"] is not None]
+    if len(diagnosed) == 1:
+        return redirect("reports-eb", pk=diagnosed[0]["eb"].pk)
+    return render(request, "reports/mous.html", {"mous": mous, "rows": rows, "diagnosed": diagnosed})
 
 
 @login_required

@@ -84,7 +84,12 @@ def test_my_work_lists_own_mous_with_what_it_needs_next(world, client):
     page = client.get("/my-work/").content.decode()
 
     assert world.own.uid in page and world.other.uid not in page
-    assert "generate or upload the calibration scripts" in page
+    eb = world.own.execution_blocks.get()
+    # The next action is a button to the page where it is done: the only EB's scripts page.
+    assert (
+        f'<a href="/calibration/eb/{eb.pk}/" class="button next-action-link">'
+        "Generate or upload the calibration scripts and start calibrating</a>"
+    ) in page
 
 
 def test_page_transition_refusal_shows_the_reason_with_409(world, client):
@@ -173,3 +178,45 @@ def test_admin_link_only_for_users_who_can_use_the_admin(world, client):
 
     client.force_login(world.reducer.user)  # not staff at all
     assert 'id="admin-link"' not in client.get("/my-work/").content.decode()
+
+
+def test_mous_page_links_each_eb_to_its_scripts_runs_products_and_diagnostics(world, client):
+    from calibration.models import Run
+
+    eb = world.own.execution_blocks.get()
+    run = Run.objects.create(mous=world.own, execution_block=eb, folder="/nowhere", status="SUCCEEDED")
+    client.force_login(world.reducer.user)
+
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+
+    assert f'<a href="/calibration/eb/{eb.pk}/">{eb.uid}</a>' in page
+    assert f'<a href="/calibration/eb/{eb.pk}/products/" data-link="products">' in page
+    assert f'<a href="/reports/eb/{eb.pk}/" data-link="diagnostics">' in page
+    assert f'<a href="/calibration/runs/{run.pk}/">#{run.pk}</a> Succeeded' in page  # EB's latest run
+    assert f'<a href="/reports/eb/{eb.pk}/?run={run.pk}">diagnostics</a>' in page  # runs table
+    assert f'href="/calibration/mous/{world.own.pk}/" id="mous-scripts"' in page
+    assert f'href="/reports/mous/{world.own.pk}/" id="mous-diagnostics"' in page
+    for url in (f"/calibration/eb/{eb.pk}/", f"/calibration/eb/{eb.pk}/products/", f"/reports/eb/{eb.pk}/"):
+        assert client.get(url).status_code == 200
+
+
+def test_needs_next_is_a_button_only_for_who_may_do_it(world, client):
+    client.force_login(world.drm.user)
+    page = client.get(f"/mous/{world.new.pk}/").content.decode()
+    assert '<a href="#assign-form" class="button next-action-link">Assign a reducer</a>' in page
+
+    second = ExecutionBlockFactory(mous=world.own)  # two EBs: the MOUS-level scripts page
+    client.force_login(world.reducer.user)
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+    assert f'<a href="/calibration/mous/{world.own.pk}/" class="button next-action-link">' in page
+    assert client.get(f"/calibration/mous/{world.own.pk}/").content.decode().count(second.folder_name) == 1
+
+    # A DRM's step is plain text for the reducer (the form is not theirs), a button for the DRM.
+    for to in (MousState.CALIBRATING, MousState.READY_FOR_REVIEW):
+        world.own.transition(to, by=world.reducer.user)
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+    assert '<span class="muted">DRM:</span> start the QA2 review</p>' in page
+    client.force_login(world.drm.user)
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+    assert '<a href="#transition-form" class="button next-action-link">Start the QA2 review</a>' in page
+    assert 'id="transition-form"' in page
