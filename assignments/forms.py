@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from assignments.models import Mous, MousState, Person
 from assignments.services import EDITABLE_FIELDS
+from qa2portal.ids import parse_id
 
 UNASSIGNED = "none"
 
@@ -139,7 +140,7 @@ class BulkAssignForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Ids are checked by the service (one query), not by listing 10,000 choices here.
-        self.fields["mous"].valid_value = lambda value: str(value).isdigit()
+        self.fields["mous"].valid_value = lambda value: parse_id(value) is not None
 
 
 class MousEditForm(forms.ModelForm):

@@ -16,6 +16,7 @@ from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
 from calibration.models import Run
 from calibration.services import InvalidScript
+from qa2portal.ids import parse_id
 from reports import artifacts, figures, services
 from reports.edits import EditFailed
 from reports.models import BLUE, Diagnostic, Finding, Topic, score_band
@@ -39,8 +40,8 @@ def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous__project"), pk=pk)
     runs = _runs_with_diagnostics(eb)
     run = runs[0] if runs else None
-    if request.GET.get("run", "").isdigit():
-        run = next((r for r in runs if r.pk == int(request.GET["run"])), run)
+    if (wanted_run := parse_id(request.GET.get("run", ""))) is not None:
+        run = next((r for r in runs if r.pk == wanted_run), run)
     findings = list(run.findings.select_related("diagnostic__step").order_by("score", "topic")) if run else []
     context = {
         "eb": eb,
@@ -110,8 +111,8 @@ def topic_page(request: HttpRequest, pk: int, topic: str) -> HttpResponse:
 
 def _choose(diagnostics: list[Diagnostic], wanted: str | None) -> Diagnostic | None:
     usable = [d for d in diagnostics if "cannot_assess" not in d.summary] or diagnostics
-    if wanted and wanted.isdigit():
-        return next((d for d in diagnostics if d.pk == int(wanted)), usable[0] if usable else None)
+    if (wanted_pk := parse_id(wanted or "")) is not None:
+        return next((d for d in diagnostics if d.pk == wanted_pk), usable[0] if usable else None)
     return usable[0] if usable else None
 
 
@@ -326,8 +327,8 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     runs = _runs_with_diagnostics(eb)
     by_pk = {r.pk: r for r in runs}
-    a = by_pk.get(int(request.GET["a"])) if request.GET.get("a", "").isdigit() else None
-    b = by_pk.get(int(request.GET["b"])) if request.GET.get("b", "").isdigit() else None
+    a = by_pk.get(parse_id(request.GET.get("a", "")))
+    b = by_pk.get(parse_id(request.GET.get("b", "")))
     if a is None or b is None:
         a, b = (runs[1], runs[0]) if len(runs) >= 2 else (None, None)
     rows = []

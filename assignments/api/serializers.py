@@ -16,6 +16,7 @@ from assignments.models import (
     validate_alma_uid,
 )
 from assignments.services import EDITABLE_FIELDS
+from qa2portal.api import IdField
 
 
 class InvestigatorSerializer(serializers.ModelSerializer):
@@ -155,7 +156,7 @@ class UnassignInputSerializer(serializers.Serializer):
 
 
 class BulkAssignInputSerializer(serializers.Serializer):
-    mous = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+    mous = serializers.ListField(child=IdField(), min_length=1, max_length=500)
     reducer = ReducerField()
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 

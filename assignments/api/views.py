@@ -27,6 +27,7 @@ from assignments.models import (
 )
 from assignments.permissions import IsManager, MayIngest, MayIngestOrReadOnly, MayWorkOnMous
 from qa2portal.api import id_param
+from qa2portal.ids import parse_id
 
 
 class Pagination(PageNumberPagination):
@@ -75,12 +76,12 @@ def expected_version(request: Request, body_version: int | None) -> int | None:
     header = request.headers.get("If-Match", "").strip()
     if not header:
         return body_version
-    tag = header.removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    version = parse_id(header.removeprefix("W/").strip('"'))
+    if version is None:
         raise ValidationError(
-            {"If-Match": f"If-Match must be the ETag of the MOUS, e.g. '\"3\"', got {header!r}."}
+            {"If-Match": f"If-Match must be the ETag of the MOUS, e.g. '\"3\"', got {header[:40]!r}."}
         )
-    return int(tag)
+    return version
 
 
 def _with_etag(response: Response, mous: Mous) -> Response:

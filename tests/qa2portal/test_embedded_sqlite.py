@@ -32,7 +32,11 @@ from assignments.services import ensure_demo_accounts
 drm = next(a for a in ensure_demo_accounts() if a.role == "drm")
 token, _ = Token.objects.get_or_create(user=get_user_model().objects.get(username=drm.username))
 Project.objects.create(code="2019.1.00042.S", title="concurrency", cycle=7)
+from django.test import Client
+browser = Client()
+browser.force_login(token.user)
 print("TOKEN", token.key)
+print("SESSION", browser.cookies["sessionid"].value)
 """
 
 # Read, then write, in one transaction, like the worker's tasks: the pattern that SQLite's
@@ -53,6 +57,7 @@ print("WRITER DONE", flush=True)
 class Embedded:
     port: int
     token: str
+    session: str  # the DRM's session cookie, for the HTML pages
     db: Path
     env: dict[str, str]
     log: Path
@@ -85,7 +90,8 @@ def embedded(tmp_path_factory) -> Iterator[Embedded]:
     env = sqlite_env(var_dir)
     migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
     subprocess.run(migrate, cwd=REPO, env=env, check=True, timeout=300)
-    token = run_python(SETUP, env).split("TOKEN ", 1)[1].strip()
+    answers = dict(line.split(" ", 1) for line in run_python(SETUP, env).splitlines() if " " in line)
+    token, session = answers["TOKEN"], answers["SESSION"]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -113,7 +119,7 @@ def embedded(tmp_path_factory) -> Iterator[Embedded]:
                 pass
             assert time.monotonic() < deadline, "gunicorn did not answer:\n" + log.read_text()[-3000:]
             time.sleep(0.3)
-        yield Embedded(port, token, var_dir / "qa2portal.sqlite3", env, log)
+        yield Embedded(port, token, session, var_dir / "qa2portal.sqlite3", env, log)
     finally:
         web.terminate()
         try:
@@ -123,12 +129,24 @@ def embedded(tmp_path_factory) -> Iterator[Embedded]:
             web.wait()
 
 
-def call(e: Embedded, method: str, path: str, body: object = None, raw: bytes | None = None):
-    """(status, content type, parsed JSON or text) of one request with the DRM's token."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+def call(e: Embedded, method: str, path: str, body: object = None, *, form: str | None = None):
+    """(status, content type, parsed JSON or text) of one request: JSON with the DRM's token,
+    or a form post (`form`, urlencoded) with the DRM's session and a CSRF token."""
+    if form is not None:
+        csrf = "x" * 32
+        data = form.encode()
+        headers = {
+            "Cookie": f"sessionid={e.session}; csrftoken={csrf}",
+            "X-CSRFToken": csrf,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+    else:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"Token {e.token}", "Content-Type": "application/json"}
+        if not path.startswith("/api/"):
+            headers = {"Cookie": f"sessionid={e.session}"}
     conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=120)
     try:
-        headers = {"Authorization": f"Token {e.token}", "Content-Type": "application/json"}
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         status, ctype, content = response.status, response.getheader("Content-Type", ""), response.read()
@@ -209,3 +227,29 @@ def test_parallel_api_writes_on_embedded_sqlite_all_succeed(embedded):
     assert sorted(n for (n,) in names) == sorted(f"concurrent_{i}_edited" for i in range(PARALLEL))
     assert eb_count == 2 * PARALLEL
     assert writes == 40
+
+
+BIG = "99999999999999999999"  # > 2**63-1: an OverflowError inside SQLite's driver
+
+
+def test_out_of_range_ids_are_bad_input_on_sqlite(embedded):
+    for path in (
+        f"/api/execution-blocks/?mous={BIG}",
+        f"/api/assignments/?mous={BIG}",
+        f"/api/runs/?execution_block={BIG}",
+        f"/api/script-versions/?mous={BIG}",
+        f"/api/mous/?cycle={BIG}",
+    ):
+        status, ctype, body = call(embedded, "GET", path)
+        assert status == 400 and ctype == "application/json", (path, status, str(body)[:300])
+    for path in (f"/api/mous/{BIG}/", f"/api/runs/{BIG}/"):
+        status, ctype, _ = call(embedded, "GET", path)
+        assert status == 404 and ctype == "application/json", path
+    status, _, body = call(embedded, "POST", "/api/mous/bulk-assign/", {"mous": [int(BIG)], "reducer": "drm"})
+    assert status == 400 and "mous" in body, body
+    for path in (f"/mous/{BIG}/", f"/calibration/eb/{BIG}/", f"/reports/eb/{BIG}/"):
+        status, _, _ = call(embedded, "GET", path)
+        assert status == 404, path
+    # The whiteboard's bulk-assign form: a redirect back with "Nothing assigned", not a 500.
+    status, _, _ = call(embedded, "POST", "/whiteboard/bulk-assign/", form=f"mous={BIG}&reducer=1")
+    assert status == 302
