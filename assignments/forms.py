@@ -1,5 +1,6 @@
 """Input parsing for the whiteboard and MOUS pages (the API reuses WhiteboardFilter)."""
 
+import re
 from functools import partial
 
 from django import forms
@@ -7,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from assignments.models import Mous, MousState, Person
 from assignments.services import EDITABLE_FIELDS
+from qa2portal.ids import parse_id
 
 UNASSIGNED = "none"
 
@@ -21,6 +23,9 @@ SORTS = {
 }
 SORT_CHOICES = [(key, key) for key in SORTS] + [(f"-{key}", f"-{key}") for key in SORTS]
 PAGE_SIZES = (25, 50, 100, 200)
+CYCLE_NUMBER_RE = re.compile(r"\d{1,2}")
+CYCLE_YEAR_RE = re.compile(r"(?P<year>\d{4})(?:\.(?P<call>[01aA]))?")
+FIRST_PROPOSAL_YEAR = 2011  # cycle 0
 
 
 class WhiteboardFilter(forms.Form):
@@ -28,7 +33,12 @@ class WhiteboardFilter(forms.Form):
 
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *MousState.choices])
     reducer = forms.CharField(required=False, max_length=150, help_text="username, or 'none'")
-    cycle = forms.IntegerField(required=False, min_value=0, max_value=99)
+    cycle = forms.CharField(
+        required=False,
+        max_length=20,
+        strip=True,
+        help_text="cycle number (7), or proposal year of the project codes (2019, 2019.1, 2019.A)",
+    )
     band = forms.IntegerField(
         required=False,
         min_value=1,
@@ -42,6 +52,22 @@ class WhiteboardFilter(forms.Form):
         required=False, coerce=int, choices=[(n, n) for n in PAGE_SIZES], empty_value=50
     )
 
+    def clean_cycle(self) -> Q | None:
+        """A DRM reads "2019" off a 2019.1.xxxxx.S code: accept that as well as the cycle number."""
+        value = self.cleaned_data["cycle"]
+        if not value:
+            return None
+        if CYCLE_NUMBER_RE.fullmatch(value):
+            return Q(project__cycle=int(value))
+        match = CYCLE_YEAR_RE.fullmatch(value)
+        if match and FIRST_PROPOSAL_YEAR <= int(match["year"]) <= 2099:
+            call = f".{match['call'].upper()}." if match["call"] else "."
+            return Q(project__code__startswith=f"{match['year']}{call}")
+        raise forms.ValidationError(
+            f"{value!r} is neither a cycle number (e.g. 7) nor a proposal year as in the "
+            "project codes (e.g. 2019, 2019.1 or 2019.A)."
+        )
+
     def apply(self, queryset: QuerySet[Mous]) -> QuerySet[Mous]:
         """`queryset` narrowed by the valid fields (invalid ones are reported, not applied)."""
         data = getattr(self, "cleaned_data", {})
@@ -53,7 +79,7 @@ class WhiteboardFilter(forms.Form):
         elif reducer:
             queryset = queryset.filter(assignee__user__username=reducer)
         if data.get("cycle") is not None:
-            queryset = queryset.filter(project__cycle=data["cycle"])
+            queryset = queryset.filter(data["cycle"])
         if data.get("band") is not None:
             queryset = queryset.filter(band=data["band"])
         if data.get("array"):
@@ -114,7 +140,7 @@ class BulkAssignForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Ids are checked by the service (one query), not by listing 10,000 choices here.
-        self.fields["mous"].valid_value = lambda value: str(value).isdigit()
+        self.fields["mous"].valid_value = lambda value: parse_id(value) is not None
 
 
 class MousEditForm(forms.ModelForm):

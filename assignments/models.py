@@ -6,16 +6,24 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models, transaction
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-PROJECT_CODE_RE = re.compile(r"^\d{4}\.\d\.\d{5}\.[A-Z]{1,3}$")  # 2019.1.01234.S
+# 2019.1.01234.S; the call is 1 for a main call, 0 for Cycle 0, A for DDT / supplemental calls.
+PROJECT_CODE_RE = re.compile(r"^\d{4}\.[01A]\.\d{5}\.[A-Z]{1,3}$")
 ALMA_UID_RE = re.compile(r"^uid://A\d{3}/X[0-9A-Za-z]+/X[0-9A-Za-z]+$")  # uid://A001/X13e/X1fe
 
 validate_project_code = RegexValidator(
-    PROJECT_CODE_RE, "A project code looks like 2019.1.01234.S (year.cycle.number.type)."
+    PROJECT_CODE_RE, "A project code looks like 2019.1.01234.S (year.call.number.type)."
 )
 validate_alma_uid = RegexValidator(ALMA_UID_RE, "An ALMA uid looks like uid://A001/X13e/X1fe.")
+
+
+def validate_data_name(name: str) -> None:
+    """Raw data names are relative to the EB folder and never climb out of it."""
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts or "\x00" in name:
+        raise ValidationError(f"{name!r} is not a path inside the EB folder (e.g. raw/uid___A002_X1_X2.ms).")
 
 
 def uid_to_folder(uid: str) -> str:
@@ -59,6 +67,10 @@ class Project(models.Model):
     code = models.CharField(max_length=20, unique=True, validators=[validate_project_code])
     title = models.CharField(max_length=300, blank=True)
     cycle = models.PositiveSmallIntegerField(help_text="ALMA cycle, e.g. 7 for 2019.1.")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["code"]
@@ -72,8 +84,17 @@ class Project(models.Model):
 
 
 def cycle_from_code(code: str) -> int:
-    """2019.1.xxxxx.S -> cycle 7 (2012.1 was cycle 1; .A codes are supplemental calls)."""
-    return int(code[:4]) - 2012 + (1 if code[5] == "1" else 0)
+    """The ALMA cycle of a project code: 2011.0 -> 0, 2012.1 -> 1, 2013.1 -> 2, 2015.1 -> 3, ...,
+    2019.1 -> 7, 2021.1 -> 8, 2024.1 -> 11. There was no 2014 call (Cycle 2 ran into 2015) and no
+    2020 call (the pandemic); .A codes (DDT, supplemental calls) belong to that year's cycle."""
+    year = int(code[:4])
+    if year <= 2011:
+        return 0
+    if year <= 2014:
+        return year - 2011
+    if year <= 2020:
+        return year - 2012
+    return year - 2013
 
 
 class Investigator(models.Model):
@@ -93,6 +114,17 @@ class Investigator(models.Model):
 
     class Meta:
         ordering = ["project", "role", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(role="pi"), name="investigator_one_pi_per_project"
+            ),
+            models.UniqueConstraint(
+                "project",
+                Lower("email"),
+                condition=~models.Q(email=""),
+                name="investigator_email_once_per_project",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_role_display()} of {self.project})"
@@ -176,6 +208,12 @@ def user_is_manager(user) -> bool:
         return False
     person = person_of(user)
     return bool(user.is_superuser or (person is not None and person.is_manager))
+
+
+def user_may_ingest(user) -> bool:
+    """Registering projects, MOUS and EBs: managers, and data analysts (they run data intake)."""
+    person = person_of(user)
+    return user_is_manager(user) or (person is not None and person.role == Person.Role.DATA_ANALYST)
 
 
 class InvalidTransition(Exception):
@@ -297,6 +335,9 @@ class Mous(models.Model):
     # Optimistic locking: every edit bumps it; an edit based on an older version gets 412.
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     objects = MousQuerySet.as_manager()
 
@@ -478,12 +519,29 @@ class ExecutionBlock(models.Model):
     uid = models.CharField("EB uid", max_length=64, unique=True, validators=[validate_alma_uid])
     observed_at = models.DateTimeField(null=True, blank=True)
     data_status = models.CharField(max_length=10, choices=DataStatus.choices, default=DataStatus.EXPECTED)
-    # The raw data (ASDM or MS) path relative to the EB's calibration folder, e.g. uid___A002_X1_X2.ms
-    data_name = models.CharField(max_length=200, blank=True)
+    # The raw data (ASDM or MS) path relative to the EB's calibration folder, e.g. uid___A002_X1_X2.ms.
+    # Set only by the data ingest (never by an API client); the constraint keeps it inside the folder.
+    data_name = models.CharField(max_length=200, blank=True, validators=[validate_data_name])
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["mous", "observed_at", "uid"]
         verbose_name = "execution block"
+        constraints = [
+            models.CheckConstraint(
+                condition=~(
+                    models.Q(data_name__startswith="/")
+                    | models.Q(data_name="..")
+                    | models.Q(data_name__startswith="../")
+                    | models.Q(data_name__contains="/../")
+                    | models.Q(data_name__endswith="/..")
+                ),
+                name="eb_data_name_inside_folder",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.uid

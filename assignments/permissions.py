@@ -3,9 +3,10 @@
 from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from assignments.models import Mous, user_is_manager
+from assignments.models import Mous, user_is_manager, user_may_ingest
 
 MANAGER_ONLY = "Only a DRM or deputy DRM may do this."
+INTAKE_ONLY = "Only a DRM, deputy DRM or data analyst may register projects, MOUS and EBs."
 NOT_YOURS = "This MOUS is not assigned to you: only its reducer or a DRM may act on it."
 
 
@@ -32,6 +33,20 @@ class IsManagerOrReadOnly(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return request.method in SAFE_METHODS or user_is_manager(request.user)
+
+
+class MayIngest(BasePermission):
+    message = INTAKE_ONLY
+
+    def has_permission(self, request, view) -> bool:
+        return user_may_ingest(request.user)
+
+
+class MayIngestOrReadOnly(BasePermission):
+    message = INTAKE_ONLY
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in SAFE_METHODS or user_may_ingest(request.user)
 
 
 class MayWorkOnMous(BasePermission):

@@ -20,7 +20,6 @@ from assignments.models import (
     Mous,
     MousState,
     Person,
-    Project,
     StaleVersion,
 )
 
@@ -234,14 +233,10 @@ def mous_edit(*, mous: Mous, by, expected_version: int, changes: dict) -> Mous:
     return mous
 
 
-@transaction.atomic
-def mous_create(*, project: Project, eb_uids: list[str], by, **fields) -> Mous:
-    """Register a MOUS (state NEW) with its execution blocks; validates every field first."""
-    mous = Mous(project=project, **fields)
-    mous.full_clean()
-    mous.save()
-    for uid in eb_uids:
-        eb = ExecutionBlock(mous=mous, uid=uid)
-        eb.full_clean()
-        eb.save()
-    return mous
+# Registering projects, MOUS and EBs (one service each, for pages, API, JIRA and the demo).
+from assignments.intake import (  # noqa: E402, F401
+    eb_create,
+    investigator_add,
+    mous_create,
+    project_create,
+)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from assignments import views
+from assignments import intake_views, views
 
 urlpatterns = [
     path("whiteboard/", views.whiteboard, name="assignments-whiteboard"),
@@ -13,4 +13,10 @@ urlpatterns = [
     path("mous/<int:pk>/assign/", views.mous_assign, name="assignments-mous-assign"),
     path("mous/<int:pk>/unassign/", views.mous_unassign, name="assignments-mous-unassign"),
     path("mous/<int:pk>/edit/", views.mous_edit, name="assignments-mous-edit"),
+    # intake: register projects (PI, co-Is), MOUS and EBs (DRMs and data analysts)
+    path("projects/new/", intake_views.project_new, name="intake-project-new"),
+    path("projects/<int:pk>/", intake_views.project_detail, name="intake-project"),
+    path("projects/<int:pk>/investigators/", intake_views.investigator_add, name="intake-investigator-add"),
+    path("mous/new/", intake_views.mous_new, name="intake-mous-new"),
+    path("mous/<int:pk>/ebs/new/", intake_views.eb_new, name="intake-eb-new"),
 ]

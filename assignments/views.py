@@ -1,6 +1,7 @@
 """HTML pages: the DRM whiteboard, My work, the MOUS page and its forms (thin: parse, call, render)."""
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
@@ -30,6 +31,7 @@ from assignments.forms import (
 from assignments.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
+    ExecutionBlock,
     InvalidTransition,
     Mous,
     MousState,
@@ -42,6 +44,51 @@ from assignments.models import (
 from assignments.permissions import MANAGER_ONLY, may_work_on
 
 OPEN_STATES = frozenset(ACTIVE_STATES | {MousState.BLOCKED})
+
+# Where the next action of each state is done: a URL name taking the MOUS pk, and a fragment
+# (the form on the MOUS page). Names, not imports: assignments sits below calibration.
+# ASSIGNED / CALIBRATING go straight to the EB page when the MOUS has one EB.
+S = MousState
+NEXT_ACTION_TARGET: dict[str, tuple[str, str]] = {
+    S.NEW: ("assignments-mous", "#assign-form"),
+    S.ASSIGNED: ("calibration-mous", ""),
+    S.CALIBRATING: ("calibration-mous", ""),
+    S.IMAGING: ("calibration-mous", "#imaging"),
+    S.READY_FOR_REVIEW: ("assignments-mous", "#transition-form"),
+    S.REVIEWING: ("assignments-mous", "#transition-form"),
+    S.QA2_PASS: ("assignments-mous", "#transition-form"),
+    S.QA2_SEMIPASS: ("assignments-mous", "#transition-form"),
+    S.QA2_FAIL: ("assignments-mous", "#transition-form"),
+    S.DELIVERING: ("assignments-mous", "#transition-form"),
+    S.BLOCKED: ("assignments-mous", "#transition-form"),
+}
+EB_LEVEL_STATES = frozenset({S.ASSIGNED, S.CALIBRATING})
+
+
+@dataclass(frozen=True)
+class NextAction:
+    who: str  # "DRM", "Reducer", or "" when anyone with the rights may do it
+    what: str
+    url: str  # "" when there is nothing to do, or the user may not do it
+
+
+def next_action(mous: Mous, user, *, single_eb: int | None, here: bool = False) -> NextAction:
+    """What `mous` needs next, with the page where `user` can do it (if they may).
+
+    `single_eb`: the pk of the MOUS's only EB (None with 0 or several). `here`: the caller is
+    the MOUS page itself, so its own forms are reached by fragment alone.
+    """
+    who, _, what = mous.next_action.rpartition(": ")
+    target = NEXT_ACTION_TARGET.get(mous.state)
+    allowed = user_is_manager(user) if who == "DRM" else may_work_on(user, mous)
+    if target is None or not allowed:
+        return NextAction(who, what, "")
+    name, fragment = target
+    if mous.state in EB_LEVEL_STATES and single_eb is not None:
+        return NextAction(who, what, reverse("calibration-eb", args=[single_eb]))
+    if name == "assignments-mous" and here:
+        return NextAction(who, what, fragment)
+    return NextAction(who, what, reverse(name, args=[mous.pk]) + fragment)
 
 
 def jira_browse_base() -> str:
@@ -103,19 +150,36 @@ def my_work(request: HttpRequest) -> HttpResponse:
     """The signed-in reducer's MOUS and what each needs next."""
     person = person_of(request.user)
     rows = Mous.objects.none() if person is None else Mous.objects.for_whiteboard().filter(assignee=person)
-    rows = rows.exclude(state__in=TERMINAL_STATES).order_by("due_date", "state_changed_at", "pk")
+    rows = list(rows.exclude(state__in=TERMINAL_STATES).order_by("due_date", "state_changed_at", "pk"))
+    single = _single_eb_of(rows)
+    for mous in rows:
+        mous.next = next_action(mous, request.user, single_eb=single.get(mous.pk))
     return render(request, "assignments/my_work.html", {"rows": rows, "person": person})
+
+
+def _single_eb_of(rows: list[Mous]) -> dict[int, int]:
+    """MOUS pk -> pk of its EB, for the MOUS among `rows` that have exactly one (one query)."""
+    ids = [m.pk for m in rows if m.eb_count == 1]
+    return dict(ExecutionBlock.objects.filter(mous_id__in=ids).values_list("mous_id", "pk"))
 
 
 def _mous_page(request: HttpRequest, mous: Mous, *, error: str = "", status: int = 200) -> HttpResponse:
     user = request.user
     is_manager = user_is_manager(user)
+    ebs = list(mous.execution_blocks.all())
+    runs = _runs_of(mous)
+    latest: dict[int, object] = {}
+    for run in runs:  # newest first
+        latest.setdefault(run.execution_block_id, run)
+    for eb in ebs:
+        eb.latest_run = latest.get(eb.pk)
     context = {
         "mous": mous,
-        "ebs": mous.execution_blocks.all(),
+        "ebs": ebs,
+        "next": next_action(mous, user, single_eb=ebs[0].pk if len(ebs) == 1 else None, here=True),
         "timeline": StateChange.objects.filter(mous=mous).select_related("changed_by"),
         "assignments": mous.assignments.select_related("reducer__user", "assigned_by", "ended_by"),
-        "runs": _runs_of(mous),
+        "runs": runs,
         "moves": [(move, MousState(move).label) for move in mous.moves_for(user)],
         "is_manager": is_manager,
         "may_work": may_work_on(user, mous),

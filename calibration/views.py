@@ -17,6 +17,7 @@ from assignments.services import PathOutsideDataRoot, eb_folder, inside_data_roo
 from calibration import generation, services
 from calibration.models import Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
+from qa2portal.ids import parse_id
 
 LOG_TAIL_BYTES = 64 * 1024
 SERVED_KINDS = {Product.Kind.PNG, Product.Kind.TXT, Product.Kind.LOG, Product.Kind.FITS}
@@ -220,10 +221,10 @@ def version_convert(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def version_diff(request: HttpRequest, pk: int) -> HttpResponse:
     old = get_object_or_404(ScriptVersion.objects.select_related("script"), pk=pk)
-    against = request.GET.get("against", "")
-    if not against.isdigit():
+    against = parse_id(request.GET.get("against", ""))
+    if against is None:
         raise Http404("choose the version to compare with (?against=<id>)")
-    new = get_object_or_404(ScriptVersion, pk=int(against), script=old.script)
+    new = get_object_or_404(ScriptVersion, pk=against, script=old.script)
     if new.number < old.number:
         old, new = new, old
     diff = services.version_diff(old, new)

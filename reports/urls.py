@@ -3,6 +3,7 @@ from django.urls import path
 from reports import views
 
 urlpatterns = [
+    path("reports/mous/<int:pk>/", views.mous_diagnostics, name="reports-mous"),
     path("reports/eb/<int:pk>/", views.eb_overview, name="reports-eb"),
     path("reports/eb/<int:pk>/compare/", views.compare, name="reports-compare"),
     path("reports/runs/<int:pk>/<str:topic>/", views.topic_page, name="reports-topic"),

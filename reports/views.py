@@ -12,13 +12,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from assignments.models import ExecutionBlock
+from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
 from calibration.models import Run
 from calibration.services import InvalidScript
+from qa2portal.ids import parse_id
 from reports import artifacts, figures, services
 from reports.edits import EditFailed
-from reports.models import Diagnostic, Finding, Topic, score_band
+from reports.models import BLUE, Diagnostic, Finding, Topic, score_band
 
 pio.json.config.default_engine = "orjson"
 
@@ -39,8 +40,8 @@ def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous__project"), pk=pk)
     runs = _runs_with_diagnostics(eb)
     run = runs[0] if runs else None
-    if request.GET.get("run", "").isdigit():
-        run = next((r for r in runs if r.pk == int(request.GET["run"])), run)
+    if (wanted_run := parse_id(request.GET.get("run", ""))) is not None:
+        run = next((r for r in runs if r.pk == wanted_run), run)
     findings = list(run.findings.select_related("diagnostic__step").order_by("score", "topic")) if run else []
     context = {
         "eb": eb,
@@ -53,6 +54,23 @@ def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
         "can_work": may_work_on(request.user, eb.mous),
     }
     return render(request, "reports/overview.html", context)
+
+
+@login_required
+def mous_diagnostics(request: HttpRequest, pk: int) -> HttpResponse:
+    """The MOUS's way into diagnostics (the whiteboard's findings cell): the overview of the EB
+    that has diagnostics, or, when several have, a choice with each EB's open findings."""
+    mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
+    rows = []
+    for eb in mous.execution_blocks.order_by("uid"):  # a handful of EBs: one query each is fine
+        runs = _runs_with_diagnostics(eb)
+        run = runs[0] if runs else None
+        open_count = run.findings.filter(score__lte=BLUE).count() if run else None
+        rows.append({"eb": eb, "run": run, "open": open_count})
+    diagnosed = [row for row in rows if row["run"] is not None]
+    if len(diagnosed) == 1:
+        return redirect("reports-eb", pk=diagnosed[0]["eb"].pk)
+    return render(request, "reports/mous.html", {"mous": mous, "rows": rows, "diagnosed": diagnosed})
 
 
 @login_required
@@ -93,8 +111,8 @@ def topic_page(request: HttpRequest, pk: int, topic: str) -> HttpResponse:
 
 def _choose(diagnostics: list[Diagnostic], wanted: str | None) -> Diagnostic | None:
     usable = [d for d in diagnostics if "cannot_assess" not in d.summary] or diagnostics
-    if wanted and wanted.isdigit():
-        return next((d for d in diagnostics if d.pk == int(wanted)), usable[0] if usable else None)
+    if (wanted_pk := parse_id(wanted or "")) is not None:
+        return next((d for d in diagnostics if d.pk == wanted_pk), usable[0] if usable else None)
     return usable[0] if usable else None
 
 
@@ -309,8 +327,8 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     runs = _runs_with_diagnostics(eb)
     by_pk = {r.pk: r for r in runs}
-    a = by_pk.get(int(request.GET["a"])) if request.GET.get("a", "").isdigit() else None
-    b = by_pk.get(int(request.GET["b"])) if request.GET.get("b", "").isdigit() else None
+    a = by_pk.get(parse_id(request.GET.get("a", "")))
+    b = by_pk.get(parse_id(request.GET.get("b", "")))
     if a is None or b is None:
         a, b = (runs[1], runs[0]) if len(runs) >= 2 else (None, None)
     rows = []

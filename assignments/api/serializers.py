@@ -16,23 +16,43 @@ from assignments.models import (
     validate_alma_uid,
 )
 from assignments.services import EDITABLE_FIELDS
+from qa2portal.api import IdField
 
 
 class InvestigatorSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(
+        source="user.username", read_only=True, default=None, help_text="the linked qa2portal account"
+    )
+
     class Meta:
         model = Investigator
-        fields = ["name", "email", "role"]
+        fields = ["name", "email", "role", "account"]
+        read_only_fields = fields
 
 
 class ProjectSerializer(serializers.ModelSerializer):
     investigators = InvestigatorSerializer(many=True, read_only=True)
-    cycle = serializers.IntegerField(
-        required=False, min_value=0, help_text="derived from the code when omitted"
-    )
+    cycle = serializers.IntegerField(read_only=True, help_text="derived from the code")
 
     class Meta:
         model = Project
         fields = ["id", "code", "title", "cycle", "investigators"]
+        read_only_fields = fields
+
+
+class PersonInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField()
+
+
+class ProjectCreateInputSerializer(serializers.Serializer):
+    """A new project; the service checks the code, duplicates and the investigators."""
+
+    code = serializers.CharField(max_length=20, help_text="e.g. 2019.1.01234.S; the cycle follows from it")
+    title = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    pi_name = serializers.CharField(max_length=200)
+    pi_email = serializers.EmailField(help_text="links the PI to the account with this e-mail")
+    co_investigators = PersonInputSerializer(many=True, required=False, default=list)
 
 
 class MousSerializer(serializers.ModelSerializer):
@@ -136,17 +156,36 @@ class UnassignInputSerializer(serializers.Serializer):
 
 
 class BulkAssignInputSerializer(serializers.Serializer):
-    mous = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+    mous = serializers.ListField(child=IdField(), min_length=1, max_length=500)
     reducer = ReducerField()
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
 class ExecutionBlockSerializer(serializers.ModelSerializer):
-    mous = serializers.PrimaryKeyRelatedField(queryset=Mous.objects.all())
-
     class Meta:
         model = ExecutionBlock
         fields = ["id", "uid", "mous", "observed_at", "data_status", "data_name"]
+        read_only_fields = fields
+
+
+# Only the data ingest (a worker that copied and checked the data) may set these.
+INGEST_ONLY_FIELDS = ("data_status", "data_name")
+
+
+class ExecutionBlockCreateInputSerializer(serializers.Serializer):
+    """A new EB of a MOUS; its data comes later through the data ingest, never from this body."""
+
+    mous = serializers.PrimaryKeyRelatedField(queryset=Mous.objects.all())
+    uid = serializers.CharField(max_length=64)
+    observed_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs: dict) -> dict:
+        sent = [name for name in INGEST_ONLY_FIELDS if name in self.initial_data]
+        if sent:
+            raise serializers.ValidationError(
+                {name: "Set by the data ingest only (it copies and checks the data first)." for name in sent}
+            )
+        return attrs
 
 
 class AssignmentSerializer(serializers.ModelSerializer):

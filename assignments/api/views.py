@@ -1,10 +1,9 @@
 """REST API of the assignments app: thin viewsets, verbs as @actions that call the model or services."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -26,8 +25,9 @@ from assignments.models import (
     StateChange,
     TransitionForbidden,
 )
-from assignments.permissions import IsManager, IsManagerOrReadOnly, MayWorkOnMous
+from assignments.permissions import IsManager, MayIngest, MayIngestOrReadOnly, MayWorkOnMous
 from qa2portal.api import id_param
+from qa2portal.ids import parse_id
 
 
 class Pagination(PageNumberPagination):
@@ -76,12 +76,12 @@ def expected_version(request: Request, body_version: int | None) -> int | None:
     header = request.headers.get("If-Match", "").strip()
     if not header:
         return body_version
-    tag = header.removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    version = parse_id(header.removeprefix("W/").strip('"'))
+    if version is None:
         raise ValidationError(
-            {"If-Match": f"If-Match must be the ETag of the MOUS, e.g. '\"3\"', got {header!r}."}
+            {"If-Match": f"If-Match must be the ETag of the MOUS, e.g. '\"3\"', got {header[:40]!r}."}
         )
-    return int(tag)
+    return version
 
 
 def _with_etag(response: Response, mous: Mous) -> Response:
@@ -89,19 +89,29 @@ def _with_etag(response: Response, mous: Mous) -> Response:
     return response
 
 
-class ProjectViewSet(AssignmentsApiMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """ALMA projects with their PI and co-Is; DRMs register new ones."""
+class ProjectViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
+    """ALMA projects with their PI and co-Is (and the accounts they are linked to by e-mail);
+    DRMs and data analysts register new ones."""
 
-    queryset = Project.objects.prefetch_related("investigators").order_by("code")
+    queryset = Project.objects.prefetch_related("investigators__user").order_by("code")
     serializer_class = s.ProjectSerializer
-    permission_classes = [IsAuthenticated, IsManagerOrReadOnly]
+    permission_classes = [IsAuthenticated, MayIngestOrReadOnly]
 
-    def perform_create(self, serializer: s.ProjectSerializer) -> None:
-        project = Project(**serializer.validated_data)
-        project.clean()  # derives the cycle from the code when it was not given
-        project.full_clean()
-        project.save()
-        serializer.instance = project
+    @extend_schema(request=s.ProjectCreateInputSerializer, responses={201: s.ProjectSerializer})
+    def create(self, request: Request) -> Response:
+        data = s.ProjectCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        project = services.project_create(
+            code=fields["code"],
+            title=fields["title"],
+            pi_name=fields["pi_name"],
+            pi_email=fields["pi_email"],
+            cois=[(person["name"], person["email"]) for person in fields["co_investigators"]],
+            by=request.user,
+        )
+        project = self.get_queryset().get(pk=project.pk)
+        return Response(s.ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema_view(list=extend_schema(parameters=_mous_filter_parameters()))
@@ -112,7 +122,9 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated, MayWorkOnMous]
 
     def get_permissions(self):
-        if self.action in ("create", "partial_update", "assign", "unassign", "bulk_assign"):
+        if self.action == "create":
+            return [IsAuthenticated(), MayIngest()]
+        if self.action in ("partial_update", "assign", "unassign", "bulk_assign"):
             return [IsAuthenticated(), IsManager()]
         return super().get_permissions()
 
@@ -240,23 +252,29 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("mous", OpenApiTypes.INT)]))
-class ExecutionBlockViewSet(AssignmentsApiMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Execution blocks; DRMs add them to a MOUS."""
+class ExecutionBlockViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
+    """Execution blocks; DRMs and data analysts add them to a MOUS. data_status and data_name
+    are read only: the data ingest sets them once it has copied and checked the data."""
 
     serializer_class = s.ExecutionBlockSerializer
-    permission_classes = [IsAuthenticated, IsManagerOrReadOnly]
+    permission_classes = [IsAuthenticated, MayIngestOrReadOnly]
 
     def get_queryset(self):
         queryset = ExecutionBlock.objects.order_by("mous_id", "observed_at", "uid")
         mous_id = id_param(self.request, "mous") if self.action == "list" else None
         return queryset if mous_id is None else queryset.filter(mous_id=mous_id)
 
-    def perform_create(self, serializer: s.ExecutionBlockSerializer) -> None:
-        eb = ExecutionBlock(**serializer.validated_data)
-        eb.full_clean()
-        with transaction.atomic():
-            eb.save()
-        serializer.instance = eb
+    @extend_schema(request=s.ExecutionBlockCreateInputSerializer, responses={201: s.ExecutionBlockSerializer})
+    def create(self, request: Request) -> Response:
+        data = s.ExecutionBlockCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        eb = services.eb_create(
+            mous=data.validated_data["mous"],
+            uid=data.validated_data["uid"],
+            observed_at=data.validated_data["observed_at"],
+            by=request.user,
+        )
+        return Response(s.ExecutionBlockSerializer(eb).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema_view(

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from assignments.intake import eb_create, mous_create, project_create
 from assignments.jira.models import JiraAccount, WebhookDelivery
 from assignments.jira.outbox import outbox_enqueue_for_refusal
 from assignments.jira.signature import signature_valid
@@ -32,7 +33,6 @@ from assignments.models import (
     MousState,
     Person,
     Project,
-    cycle_from_code,
 )
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,9 @@ def _is_data_reduction_ticket(issue: dict) -> bool:
     return not types or _field_text((fields.get("issuetype") or {}).get("name")) in types
 
 
-def mous_from_ticket(*, issue: dict, outcome: Outcome) -> Mous:
-    """The MOUS of this ticket: linked by key, else found by uid and linked, else created."""
+def mous_from_ticket(*, issue: dict, outcome: Outcome, by=None) -> Mous:
+    """The MOUS of this ticket: linked by key, else found by uid and linked, else created
+    (through the intake services, as by the pages; `by` is recorded as its creator)."""
     key = issue.get("key", "")
     mous = Mous.objects.filter(jira_key=key).select_related("project").first()
     found = ticket_fields(issue)
@@ -259,13 +260,13 @@ def mous_from_ticket(*, issue: dict, outcome: Outcome) -> Mous:
             mous.refresh_from_db(fields=["jira_key", "version"])
             outcome.add(f"linked {mous.uid} to {key}")
     if mous is None:
-        mous = _mous_create(key=key, found=found, outcome=outcome)
+        mous = _mous_create(key=key, found=found, by=by, outcome=outcome)
     else:
-        _mous_update(mous=mous, found=found, outcome=outcome)
+        _mous_update(mous=mous, found=found, by=by, outcome=outcome)
     return mous
 
 
-def _mous_create(*, key: str, found: TicketFields, outcome: Outcome) -> Mous:
+def _mous_create(*, key: str, found: TicketFields, by, outcome: Outcome) -> Mous:
     if not found.mous_uid:
         raise Ignored(f"{key}: no MOUS uid in the ticket (summary, description or mapped field)")
     required = {
@@ -282,39 +283,38 @@ def _mous_create(*, key: str, found: TicketFields, outcome: Outcome) -> Mous:
         )
     if not PROJECT_CODE_RE.match(found.project_code):
         raise ValidationError(f"{key}: {found.project_code!r} is not an ALMA project code")
-    project, _ = Project.objects.get_or_create(
-        code=found.project_code, defaults={"cycle": cycle_from_code(found.project_code)}
+    project = Project.objects.filter(code=found.project_code).first() or project_create(
+        code=found.project_code, by=by
     )
-    mous = Mous(
+    mous = mous_create(
         project=project,
         uid=found.mous_uid,
         sb_name=found.sb_name,
         band=found.band,
         array=found.array,
         jira_key=key,
+        by=by,
     )
-    mous.full_clean()
-    mous.save()
     outcome.add(f"created {mous.uid} ({project.code}, {mous.sb_name})")
-    _ebs_add(mous=mous, uids=found.eb_uids, outcome=outcome)
+    _ebs_add(mous=mous, uids=found.eb_uids, by=by, outcome=outcome)
     return mous
 
 
-def _mous_update(*, mous: Mous, found: TicketFields, outcome: Outcome) -> None:
+def _mous_update(*, mous: Mous, found: TicketFields, by, outcome: Outcome) -> None:
     if found.mous_uid and found.mous_uid != mous.uid:
         raise ValidationError(f"{mous.jira_key} names {found.mous_uid} but is linked to {mous.uid}")
     if found.sb_name and found.sb_name != mous.sb_name:
         Mous.objects.filter(pk=mous.pk).update(sb_name=found.sb_name, version=F("version") + 1)
         outcome.add(f"SB name {mous.sb_name} -> {found.sb_name}")
         mous.refresh_from_db(fields=["sb_name", "version"])
-    _ebs_add(mous=mous, uids=found.eb_uids, outcome=outcome)
+    _ebs_add(mous=mous, uids=found.eb_uids, by=by, outcome=outcome)
 
 
-def _ebs_add(*, mous: Mous, uids: tuple[str, ...], outcome: Outcome) -> None:
+def _ebs_add(*, mous: Mous, uids: tuple[str, ...], by, outcome: Outcome) -> None:
     known = set(ExecutionBlock.objects.filter(uid__in=uids).values_list("uid", flat=True))
     for uid in uids:
         if uid not in known and ALMA_UID_RE.match(uid):
-            ExecutionBlock.objects.create(mous=mous, uid=uid)
+            eb_create(mous=mous, uid=uid, by=by)
             outcome.add(f"EB {uid} added")
 
 
@@ -389,9 +389,9 @@ def issue_event_apply(*, payload: dict, outcome: Outcome) -> None:
     key = issue.get("key", "")
     if not _is_data_reduction_ticket(issue):
         raise Ignored(f"{key or 'issue'} is not a data-reduction ticket")
-    mous = mous_from_ticket(issue=issue, outcome=outcome)
     actor = person_for_jira_user(payload.get("user"))
     by = actor.user if actor else None
+    mous = mous_from_ticket(issue=issue, outcome=outcome, by=by)
     items = (payload.get("changelog") or {}).get("items") or []
     fields = issue.get("fields") or {}
     assignee_changed = any(i.get("field") == "assignee" for i in items)

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from calibration.models import Product, Run, RunStep, ScriptVersion
+from qa2portal.api import IdField
 
 
 class ScriptVersionSerializer(serializers.ModelSerializer):
@@ -33,8 +34,8 @@ class ScriptVersionSerializer(serializers.ModelSerializer):
 
 class UploadInputSerializer(serializers.Serializer):
     file = serializers.FileField()
-    execution_block = serializers.IntegerField(required=False)
-    mous = serializers.IntegerField(required=False)
+    execution_block = IdField(required=False)
+    mous = IdField(required=False)
     kind = serializers.ChoiceField(choices=["calibration", "imaging", "combination"], default="calibration")
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
@@ -47,7 +48,7 @@ class UploadInputSerializer(serializers.Serializer):
 
 
 class GenerateInputSerializer(serializers.Serializer):
-    execution_block = serializers.IntegerField()
+    execution_block = IdField()
 
 
 class RunStepSerializer(serializers.ModelSerializer):
@@ -102,7 +103,7 @@ class RunSerializer(serializers.ModelSerializer):
 
 
 class RunCreateInputSerializer(serializers.Serializer):
-    script_version = serializers.IntegerField()
+    script_version = IdField()
     steps = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False, default=list)
     step_timeout_seconds = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600, default=0)
     from_scratch = serializers.BooleanField(default=False)

@@ -9,7 +9,15 @@ def _version(world, mous) -> dict:
 
 
 def _new_project(world, mous) -> dict:
-    return {"code": "2024.1.00001.S", "title": "matrix"}
+    return {"code": "2024.1.00001.S", "title": "matrix", "pi_name": "P. I.", "pi_email": "pi@example.org"}
+
+
+def _project(mous) -> dict:
+    return {"pk": mous.project.pk}
+
+
+def _new_mous_page(world, mous) -> dict:
+    return {**_new_mous(world, mous), "goal": "continuum", "eb_uids": "uid://A002/X999/X1"}
 
 
 def _new_mous(world, mous) -> dict:
@@ -108,6 +116,32 @@ ROUTES = {
     ],
     "assignments-jira-outbox-send": [
         manager_only(404, anon=302, method="post", kwargs=_nothing, data=lambda w, m: {})
+    ],
+    # --- intake pages (DRMs and data analysts register; tests/assignments/test_intake_pages.py
+    # covers the data analyst, who is no persona here) ---
+    "intake-project-new": [
+        manager_only(200, anon=302),
+        manager_only(302, anon=302, method="post", data=_new_project),
+    ],
+    "intake-project": [everyone_reads(302, kwargs=_project)],
+    "intake-investigator-add": [
+        manager_only(
+            302,
+            anon=302,
+            method="post",
+            kwargs=_project,
+            data=lambda w, m: {"name": "C. O. I.", "email": "coi@example.org", "role": "coi"},
+        )
+    ],
+    "intake-mous-new": [
+        manager_only(200, anon=302),
+        manager_only(302, anon=302, method="post", data=_new_mous_page),
+    ],
+    "intake-eb-new": [
+        manager_only(200, anon=302, kwargs=by_pk),
+        manager_only(
+            302, anon=302, method="post", kwargs=by_pk, data=lambda w, m: {"uid": "uid://A002/X999/X2"}
+        ),
     ],
     "assignments-bulk-assign": [
         manager_only(

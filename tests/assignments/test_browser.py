@@ -63,7 +63,7 @@ def test_drm_assigns_and_moves_a_mous_then_the_reducer_finds_it(world, page: Pag
     login("red1", PASSWORD)
     expect(page).to_have_url(re.compile(r"/my-work/$"))
     row = page.locator(f"tr[data-mous='{mous.uid}']")
-    expect(row.locator(".next")).to_contain_text("Reducer: generate or upload the calibration scripts")
+    expect(row.locator(".next")).to_contain_text("Reducer: Generate or upload the calibration scripts")
     row.get_by_role("link", name=mous.uid).click()
     expect(page.locator("#assign-form")).to_have_count(0)
     expect(page.locator("#transition-form button[data-move=CALIBRATING]")).to_be_visible()

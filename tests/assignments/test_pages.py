@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from assignments.models import MousState
-from tests.factories import ExecutionBlockFactory, MousFactory
+from tests.factories import ExecutionBlockFactory, MousFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +36,33 @@ def test_whiteboard_reports_a_bad_filter_and_ignores_it(world, client):
     assert world.own.uid in page
 
 
+@pytest.mark.parametrize(
+    ("cycle", "found"),
+    [("7", True), ("2019", True), ("2019.1", True), ("6", False), ("2018", False), ("2019.A", False)],
+)
+def test_whiteboard_cycle_filter_takes_a_cycle_number_or_a_proposal_year(world, client, cycle, found):
+    older = MousFactory(project=ProjectFactory(code="2018.1.00042.S", cycle=6))
+    client.force_login(world.drm.user)
+
+    page = client.get("/whiteboard/", {"cycle": cycle}).content.decode()
+
+    assert "errorlist" not in page
+    assert (world.own.uid in page) is found
+    assert (older.uid in page) is (cycle in ("6", "2018"))
+
+
+def test_whiteboard_cycle_filter_refuses_what_it_cannot_read(world, client, as_user):
+    client.force_login(world.drm.user)
+
+    page = client.get("/whiteboard/", {"cycle": "2019.1.01234"}).content.decode()
+
+    assert "cycle: &#x27;2019.1.01234&#x27; is neither a cycle number (e.g. 7) nor a proposal year" in page
+    assert world.own.uid in page  # not applied
+    answer = as_user(world.drm).get("/api/mous/", {"cycle": "19xx"})
+    assert answer.status_code == 400
+    assert "neither a cycle number" in answer.json()["cycle"][0]["message"]
+
+
 def test_whiteboard_query_count_does_not_depend_on_page_size(world, client):
     for _ in range(30):
         ExecutionBlockFactory(mous=MousFactory(project=world.project))
@@ -57,7 +84,12 @@ def test_my_work_lists_own_mous_with_what_it_needs_next(world, client):
     page = client.get("/my-work/").content.decode()
 
     assert world.own.uid in page and world.other.uid not in page
-    assert "generate or upload the calibration scripts" in page
+    eb = world.own.execution_blocks.get()
+    # The next action is a button to the page where it is done: the only EB's scripts page.
+    assert (
+        f'<a href="/calibration/eb/{eb.pk}/" class="button next-action-link">'
+        "Generate or upload the calibration scripts and start calibrating</a>"
+    ) in page
 
 
 def test_page_transition_refusal_shows_the_reason_with_409(world, client):
@@ -146,3 +178,45 @@ def test_admin_link_only_for_users_who_can_use_the_admin(world, client):
 
     client.force_login(world.reducer.user)  # not staff at all
     assert 'id="admin-link"' not in client.get("/my-work/").content.decode()
+
+
+def test_mous_page_links_each_eb_to_its_scripts_runs_products_and_diagnostics(world, client):
+    from calibration.models import Run
+
+    eb = world.own.execution_blocks.get()
+    run = Run.objects.create(mous=world.own, execution_block=eb, folder="/nowhere", status="SUCCEEDED")
+    client.force_login(world.reducer.user)
+
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+
+    assert f'<a href="/calibration/eb/{eb.pk}/">{eb.uid}</a>' in page
+    assert f'<a href="/calibration/eb/{eb.pk}/products/" data-link="products">' in page
+    assert f'<a href="/reports/eb/{eb.pk}/" data-link="diagnostics">' in page
+    assert f'<a href="/calibration/runs/{run.pk}/">#{run.pk}</a> Succeeded' in page  # EB's latest run
+    assert f'<a href="/reports/eb/{eb.pk}/?run={run.pk}">diagnostics</a>' in page  # runs table
+    assert f'href="/calibration/mous/{world.own.pk}/" id="mous-scripts"' in page
+    assert f'href="/reports/mous/{world.own.pk}/" id="mous-diagnostics"' in page
+    for url in (f"/calibration/eb/{eb.pk}/", f"/calibration/eb/{eb.pk}/products/", f"/reports/eb/{eb.pk}/"):
+        assert client.get(url).status_code == 200
+
+
+def test_needs_next_is_a_button_only_for_who_may_do_it(world, client):
+    client.force_login(world.drm.user)
+    page = client.get(f"/mous/{world.new.pk}/").content.decode()
+    assert '<a href="#assign-form" class="button next-action-link">Assign a reducer</a>' in page
+
+    second = ExecutionBlockFactory(mous=world.own)  # two EBs: the MOUS-level scripts page
+    client.force_login(world.reducer.user)
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+    assert f'<a href="/calibration/mous/{world.own.pk}/" class="button next-action-link">' in page
+    assert client.get(f"/calibration/mous/{world.own.pk}/").content.decode().count(second.folder_name) == 1
+
+    # A DRM's step is plain text for the reducer (the form is not theirs), a button for the DRM.
+    for to in (MousState.CALIBRATING, MousState.READY_FOR_REVIEW):
+        world.own.transition(to, by=world.reducer.user)
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+    assert '<span class="muted">DRM:</span> start the QA2 review</p>' in page
+    client.force_login(world.drm.user)
+    page = client.get(f"/mous/{world.own.pk}/").content.decode()
+    assert '<a href="#transition-form" class="button next-action-link">Start the QA2 review</a>' in page
+    assert 'id="transition-form"' in page

@@ -66,6 +66,8 @@ def _finding(mous) -> dict:
 
 
 ROUTES = {
+    # The MOUS's way into diagnostics: its one diagnosed EB here, so a redirect for everyone.
+    "reports-mous": [page(other=302, own=302, drm=302, kwargs=lambda m: {"pk": m.pk})],
     "reports-eb": [everyone_reads(302, kwargs=_eb)],
     "reports-compare": [everyone_reads(302, kwargs=_eb)],
     "reports-topic": [everyone_reads(302, kwargs=_topic)],

@@ -19,7 +19,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Investigator, Mous, MousState, Person, Project
-from assignments.services import DEMO_ACCOUNTS, eb_folder, ensure_demo_accounts, mous_assign, mous_stage
+from assignments.services import (
+    DEMO_ACCOUNTS,
+    eb_create,
+    eb_folder,
+    ensure_demo_accounts,
+    investigator_add,
+    mous_assign,
+    mous_create,
+    mous_stage,
+    project_create,
+)
 from calibration.models import Script, ScriptVersion
 from calibration.rawdata import RAW_FOLDER
 from calibration.services import script_get_or_create, script_version_create
@@ -118,25 +128,37 @@ class Command(BaseCommand):
 
     # --- rows ---------------------------------------------------------------------------------
     def _project(self) -> Project:
-        project, _ = Project.objects.get_or_create(code=PROJECT["code"], defaults=PROJECT)
-        for name, email, role in INVESTIGATORS:
-            Investigator.objects.get_or_create(
-                project=project, name=name, defaults={"email": email, "role": role}
+        """Registered through the intake service, as a DRM would; an existing one is completed."""
+        project = Project.objects.filter(code=PROJECT["code"]).first()
+        if project is None:
+            pi = next(person for person in INVESTIGATORS if person[2] == Investigator.Role.PI)
+            return project_create(
+                code=PROJECT["code"],
+                title=PROJECT["title"],
+                pi_name=pi[0],
+                pi_email=pi[1],
+                cois=[(name, email) for name, email, role in INVESTIGATORS if role == Investigator.Role.COI],
+                by=None,
             )
+        known = {email.lower() for email in project.investigators.values_list("email", flat=True)}
+        for name, email, role in INVESTIGATORS:
+            if email.lower() not in known:
+                investigator_add(project=project, name=name, email=email, role=role, by=None)
         return project
 
     def _mous(self, project: Project, fields: dict, demo_ebs: tuple[DemoEb, ...]) -> Mous:
-        defaults = {k: v for k, v in fields.items() if k != "uid"}
-        defaults["due_date"] = timezone.localdate() + dt.timedelta(days=21)
-        mous, created = Mous.objects.get_or_create(
-            uid=fields["uid"], defaults={"project": project, **defaults}
-        )
-        if created:
+        """Registered through the intake services; existing rows (matched by uid) are kept."""
+        mous = Mous.objects.filter(uid=fields["uid"]).first()
+        if mous is None:
+            due = timezone.localdate() + dt.timedelta(days=21)
+            mous = mous_create(project=project, by=None, due_date=due, **fields)
             self.stdout.write(f"MOUS {mous.uid} registered")
+        known = set(
+            ExecutionBlock.objects.filter(uid__in=[d.uid for d in demo_ebs]).values_list("uid", flat=True)
+        )
         for demo in demo_ebs:
-            ExecutionBlock.objects.get_or_create(
-                uid=demo.uid, defaults={"mous": mous, "observed_at": demo.observed_at}
-            )
+            if demo.uid not in known:
+                eb_create(mous=mous, uid=demo.uid, observed_at=demo.observed_at, by=None)
         return mous
 
     # --- data ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -65,23 +66,7 @@ class Command(BaseCommand):
             ],
             cwd=settings.BASE_DIR,
         )
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "qa2portal.wsgi",
-                "-b",
-                f"{host}:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--access-logfile",
-                "-",
-            ],
-            cwd=settings.BASE_DIR,
-        )
+        web = subprocess.Popen(web_command(host, port, settings.VAR_DIR), cwd=settings.BASE_DIR)
         children = [worker, web]
         stopping = False
 
@@ -107,6 +92,35 @@ class Command(BaseCommand):
         if not stopping:
             raise CommandError("the web server or the worker exited; see the output above")
         self.stdout.write("stopped")
+
+
+def web_command(host: str, port: int, var_dir: Path) -> list[str]:
+    """gunicorn as the embedded mode runs it: 2 processes x 4 threads."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "qa2portal.wsgi",
+        "-b",
+        f"{host}:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        *control_socket_options(var_dir),
+    ]
+
+
+def control_socket_options(var_dir: Path) -> list[str]:
+    """gunicorn's control socket under this instance's var/ (its default, ~/.gunicorn/gunicorn.ctl,
+    is shared by every instance of the user). A unix socket path has at most 107 bytes: with a
+    deeper var/ the socket is left off (the embedded mode does not use it)."""
+    socket_path = var_dir / "gunicorn.ctl"
+    if len(os.fsencode(socket_path)) > 100:
+        return ["--no-control-socket"]
+    return ["--control-socket", str(socket_path)]
 
 
 def _commands() -> set[str]:
