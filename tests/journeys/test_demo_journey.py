@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import mous_assign
-from calibration import services
+from calibration import generation, services
 from calibration.models import Run, Script
 from reports.models import Finding
 
@@ -144,3 +144,20 @@ def reducer_of_demo(demo):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.get(username="reducer")
+
+
+def test_the_second_demo_alma_eb_generates_and_runs_end_to_end(demo, reducer_of_demo):
+    """The other night of the demo MOUS (dead DV10, quack, narrow spw, hot DV03) also runs every
+    step of its generated script from its raw MS; the dead antenna is not the reference."""
+    eb = ExecutionBlock.objects.get(uid="uid://A002/Xsim01/X2")
+    summary = generation.data_summary_refresh(eb)
+    version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer_of_demo)
+    assert "reference antenna = DV10" not in version.text()
+    run = services.run_from_scratch(version=version, by=reducer_of_demo)
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while not run.is_terminal:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+        run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, f"{run.error} / {list(run.steps.values('number', 'error'))}"
+    assert run.findings.filter(antenna="DV03", code="tsys_high").exists()
