@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import errno
+import json
 import os
 import shutil
 import stat
@@ -418,27 +419,49 @@ def asdm_uid(asdm: Path) -> str | None:
     return None
 
 
-def check_data(ingest: DataIngest, dataset: Path, kind: str, staging: Path) -> dict:
-    """Read the data in CASA (the ASDM/UVFITS through a scratch MS in staging) and check it is
-    this EB's; returns the summary."""
-    eb = ingest.execution_block
-    scratch = staging / "scratch.ms"  # beside data/ and archive/, never one of them
+class CasaCheck:
+    """The CASA check, started before the copy: CASA's import (seconds) overlaps the copy, and
+    the check waits for `go()` (what to read) or `stop()` (the copy failed)."""
 
-    def run() -> dict:
-        return casa.run_casa_json(
+    def __init__(self, ingest: DataIngest, staging: Path) -> None:
+        self.ingest, self.staging = ingest, staging
+        self.go_file = staging / "check.go"
+        self.scratch = staging / "scratch.ms"  # beside data/ and archive/, never one of them
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.future = self.pool.submit(
+            casa.run_casa_json,
             CHECK_CODE,
             CHECK_MARKER,
             cwd=staging,
             timeout=CHECK_TIMEOUT,
-            args=[kind, str(dataset), str(scratch)],
-        )[0]
+            args=["--wait", str(self.go_file)],
+        )
 
-    try:
-        summary = _with_heartbeat(ingest, run)
-    except casa.CasaScriptFailed as exc:
-        raise IngestFailed(f"CASA could not check {dataset.name}: {exc}") from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    def _order(self, order: dict) -> None:
+        part = self.go_file.with_suffix(".part")
+        part.write_text(json.dumps(order) + "\n")
+        part.rename(self.go_file)  # CASA reads it whole or not at all
+
+    def stop(self) -> None:
+        if not self.go_file.exists():
+            self._order({"stop": True})
+        self.pool.shutdown(wait=True)  # CASA exits within its poll interval
+
+    def result(self, dataset: Path, kind: str) -> dict:
+        self._order({"kind": kind, "path": str(dataset), "scratch": str(self.scratch)})
+        try:
+            return _with_heartbeat(self.ingest, self.future)[0]
+        except casa.CasaScriptFailed as exc:
+            raise IngestFailed(f"CASA could not check {dataset.name}: {exc}") from None
+        finally:
+            self.pool.shutdown(wait=True)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def check_data(ingest: DataIngest, dataset: Path, kind: str, summary: dict) -> dict:
+    """What CASA read (the ASDM/UVFITS through a scratch MS in staging), checked: readable,
+    with visibilities, and this EB's data where the data names its EB."""
+    eb = ingest.execution_block
     if "error" in summary:
         what = {MS: "an MS", ASDM: "an ASDM", UVFITS: "a UVFITS file"}[kind]
         said = summary["error"].replace(str(dataset), dataset.name)  # not the staging folder's path
@@ -462,15 +485,13 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _with_heartbeat(ingest: DataIngest, fn):
-    """Run `fn` in a thread while the row's heartbeat is touched, so the reaper leaves it alone."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(fn)
-        while True:
-            try:
-                return future.result(timeout=HEARTBEAT_SECONDS)
-            except concurrent.futures.TimeoutError:
-                DataIngest.objects.filter(pk=ingest.pk).update(heartbeat_at=timezone.now())
+def _with_heartbeat(ingest: DataIngest, future: concurrent.futures.Future):
+    """Wait for `future` while the row's heartbeat is touched, so the reaper leaves it alone."""
+    while True:
+        try:
+            return future.result(timeout=HEARTBEAT_SECONDS)
+        except concurrent.futures.TimeoutError:
+            DataIngest.objects.filter(pk=ingest.pk).update(heartbeat_at=timezone.now())
 
 
 def _set_status(ingest: DataIngest, old: str, new: str, **fields) -> None:
@@ -583,13 +604,18 @@ def ingest_execute(ingest_id: int) -> DataIngest:
     try:
         _set_status(ingest, ingest.status, DataIngest.Status.COPYING, started_at=now, heartbeat_at=now)
         staging.mkdir(parents=True)
-        dataset, kind = _bring_in(ingest, staging)
-        if kind == TAR:
-            raise IngestFailed(f"{dataset.name} is an archive inside the archive; give the data itself")
-        _set_status(
-            ingest, DataIngest.Status.COPYING, DataIngest.Status.CHECKING, heartbeat_at=timezone.now()
-        )
-        summary = check_data(ingest, dataset, kind, staging)
+        checker = CasaCheck(ingest, staging)
+        try:
+            dataset, kind = _bring_in(ingest, staging)
+            if kind == TAR:
+                raise IngestFailed(f"{dataset.name} is an archive inside the archive; give the data itself")
+            _set_status(
+                ingest, DataIngest.Status.COPYING, DataIngest.Status.CHECKING, heartbeat_at=timezone.now()
+            )
+        except BaseException:
+            checker.stop()
+            raise
+        summary = check_data(ingest, dataset, kind, checker.result(dataset, kind))
         publish(ingest, dataset, kind, summary)
     except IngestStopped:
         pass

@@ -1,6 +1,7 @@
 """Check an EB's raw data before it is marked present (runs inside CASA): prints one JSON line.
 
 python -c "from calibration.incasa.check_data import main; main()" KIND PATH SCRATCH_MS
+python -c "from calibration.incasa.check_data import main; main()" --wait GO_FILE
 
 KIND is ms, asdm or uvfits. An ASDM is imported with importasdm (a UVFITS file with
 importuvfits) into SCRATCH_MS, a temporary MS in the ingest's staging folder: the raw data
@@ -13,6 +14,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 
 import casatools
 
@@ -141,8 +143,31 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
+def wait_for_go(go_file: str, poll: float = 0.05) -> dict:
+    """Started while the worker still copies (importing CASA overlaps the copy): wait for the
+    worker to say what to check, or to stop."""
+    while True:
+        try:
+            with open(go_file, encoding="utf-8") as handle:
+                text = handle.read()
+            if text.endswith("\n"):  # written whole (the worker writes then renames)
+                return json.loads(text)
+        except FileNotFoundError:
+            pass
+        time.sleep(poll)
+
+
 def main() -> None:
-    kind, path, scratch = sys.argv[1:4]
+    """argv: KIND PATH SCRATCH_MS, or --wait GO_FILE (the go file holds {"kind", "path", "scratch"}
+    or {"stop": true})."""
+    if sys.argv[1] == "--wait":
+        order = wait_for_go(sys.argv[2])
+        if order.get("stop"):
+            print(MARKER + " " + json.dumps({"stopped": True}), flush=True)
+            return
+        kind, path, scratch = order["kind"], order["path"], order["scratch"]
+    else:
+        kind, path, scratch = sys.argv[1:4]
     try:
         answer = {"kind": kind, **check(kind, path, scratch)}
     except Exception as exc:  # CASA says "cannot open" in many ways: report its first line
