@@ -64,6 +64,10 @@ def _product(mous) -> dict:
     return {"pk": mous.products.first().pk}
 
 
+def _eb_file(mous) -> dict:
+    return {"pk": mous.execution_blocks.first().pk, "relpath": "plot.png"}
+
+
 def _ingest(mous) -> dict:
     return {"pk": DataIngest.objects.filter(execution_block__mous=mous).first().pk}
 
@@ -126,6 +130,7 @@ ROUTES = {
     "calibration-run-rerun": [acts(kwargs=_run)],
     "calibration-run-log": [everyone_reads(302, kwargs=_log)],
     "calibration-product-file": [everyone_reads(302, kwargs=_product)],
+    "calibration-eb-file": [everyone_reads(302, kwargs=_eb_file)],
     # Bringing data in: DRMs and data analysts only (not even the MOUS's own reducer).
     "calibration-eb-ingest": [everyone_reads(302, kwargs=_eb)],
     "calibration-eb-ingest-path": [page(other=403, own=403, drm=302, method="post", kwargs=_eb)],
