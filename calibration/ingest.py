@@ -413,8 +413,12 @@ def asdm_uid(asdm: Path) -> str | None:
         root = ET.parse(asdm / "ASDM.xml").getroot()  # noqa: S314 - see the import
     except (ET.ParseError, OSError) as exc:
         raise IngestFailed(f"{asdm.name}/ASDM.xml cannot be read ({exc})") from None
-    for entity in root.iter("Entity"):
-        if entity.get("entityTypeName") == "ASDM" and entity.get("entityId", "").startswith("uid://"):
+    for entity in root.iter():  # ASDM.xml has a default namespace: match the local name
+        if (
+            entity.tag.rsplit("}", 1)[-1] == "Entity"
+            and entity.get("entityTypeName") == "ASDM"
+            and entity.get("entityId", "").startswith("uid://")
+        ):
             return entity.get("entityId")
     return None
 

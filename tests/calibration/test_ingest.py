@@ -455,3 +455,59 @@ def test_the_reaper_fails_an_ingest_whose_worker_died_and_removes_its_staging(se
     assert item.status == "FAILED" and "the worker stopped during the ingest" in item.error
     assert not staging.exists() and raw_entries(eb) == []
     assert DataIngest.objects.get(pk=fresh.pk).status == "CHECKING"
+
+
+# --- UVFITS and ASDM ------------------------------------------------------------------------------
+def _ngc5921_fits() -> Path:
+    import importlib.util
+
+    return Path(importlib.util.find_spec("casadata").origin).parent / "__data__" / "demo" / "NGC5921.fits"
+
+
+@pytest.mark.casa
+def test_a_uvfits_file_is_checked_through_a_scratch_ms_and_gives_the_generator_its_summary(
+    celery_worker_process, drm_client, ingest_root
+):
+    source = shutil.copy(_ngc5921_fits(), ingest_root / "NGC5921.fits")
+    eb = make_eb(uid="uid://A002/Xsim02/X9")
+    response = drm_client.post(
+        reverse("executionblock-ingest", args=[eb.pk]), {"path": str(source)}, "application/json"
+    )
+    item = wait_done(response.json()["id"])
+    assert item.status == DataIngest.Status.DONE, item.error
+    eb.refresh_from_db()
+    assert (eb.data_status, eb.data_name) == ("present", "raw/NGC5921.fits")
+    assert raw_entries(eb) == ["NGC5921.fits"]  # the scratch MS went with the staging folder
+    assert item.summary["kind"] == "uvfits" and item.summary["eb_uid_checked"] is False
+    assert item.summary["observatory"] == "VLA" and len(item.summary["antennas"]) > 20
+    # No MS to read until step 0 has imported it: the generator gets the scratch MS's summary now.
+    generator = DataSummary.objects.get(execution_block=eb).summary
+    assert {"science_spws", "antennas", "fields", "scans"} <= set(generator)
+
+
+@pytest.mark.casa
+def test_an_asdm_that_casa_cannot_import_fails_clearly(celery_worker_process, drm_client, ingest_root):
+    asdm = ingest_root / "uid___A002_X1_X2"
+    asdm.mkdir()
+    (asdm / "ASDM.xml").write_text(
+        '<?xml version="1.0"?><ASDM><Entity entityId="uid://A002/X1/X2" entityTypeName="ASDM"/></ASDM>'
+    )
+    eb = make_eb(uid="uid://A002/X1/X2")
+    response = drm_client.post(
+        reverse("executionblock-ingest", args=[eb.pk]), {"path": str(asdm)}, "application/json"
+    )
+    item = wait_done(response.json()["id"])
+    assert item.status == DataIngest.Status.FAILED
+    assert item.error.startswith("uid___A002_X1_X2 cannot be read as an ASDM: "), item.error
+    assert_unchanged(eb)
+
+
+def test_the_asdm_uid_is_read_from_asdm_xml(tmp_path):
+    (tmp_path / "ASDM.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><ASDM xmlns="http://Alma/XASDM/ASDM" schemaVersion="3">'
+        '<Entity entityId="uid://A002/Xabc/X12" entityIdEncrypted="na" entityTypeName="ASDM"/></ASDM>'
+    )
+    assert ingest.asdm_uid(tmp_path) == "uid://A002/Xabc/X12"
+    (tmp_path / "ASDM.xml").write_text("<ASDM")
+    with pytest.raises(ingest.IngestFailed, match=r"ASDM\.xml cannot be read"):
+        ingest.asdm_uid(tmp_path)
