@@ -25,7 +25,8 @@ def _require_may_ingest(request: HttpRequest) -> None:
 
 def _linked(project: Project) -> str:
     """ "PI linked to account x" for the success message (or that nobody is linked)."""
-    names = [f"{i.name} → {i.user.get_username()}" for i in project.investigators.all() if i.user]
+    people = sorted(project.investigators.select_related("user"), key=lambda i: (i.role != "pi", i.name))
+    names = [f"{i.name} → {i.user.get_username()}" for i in people if i.user]
     return f" Linked to accounts: {', '.join(names)}." if names else " No investigator has an account here."
 
 

@@ -328,3 +328,72 @@ class ScriptGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"generation {self.pk} of {self.execution_block} ({self.status})"
+
+
+class DataIngest(TimedWork):
+    """Bringing an EB's raw data in: copied (or extracted) into raw/, checked in CASA, then present."""
+
+    class SourceKind(models.TextChoices):
+        PATH = "path", "Path under INGEST_ROOTS"
+        UPLOAD = "upload", "Uploaded tar/tgz"
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        COPYING = "COPYING", "Copying"
+        CHECKING = "CHECKING", "Checking in CASA"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.COPYING, Status.CHECKING)
+
+    execution_block = models.ForeignKey(ExecutionBlock, on_delete=models.CASCADE, related_name="data_ingests")
+    source_kind = models.CharField(max_length=6, choices=SourceKind.choices)
+    # The path asked for, or the uploaded file's name as the browser sent it (display only).
+    source = models.CharField(max_length=1000)
+    # Uploads only: the file's name in INGEST_UPLOAD_DIR (server-chosen, never from the client).
+    upload_name = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # What the CASA check read (antennas, spws, fields, scans, time range); set when DONE.
+    summary = models.JSONField(default=dict, blank=True)
+    # The raw data's path relative to the EB folder (raw/<name>), set when DONE.
+    data_name = models.CharField(max_length=200, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # Touched with every progress update: the reaper fails ingests whose worker went away.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # The database backs the service's "one ingest at a time per EB".
+            models.UniqueConstraint(
+                fields=["execution_block"],
+                condition=models.Q(status__in=["QUEUED", "COPYING", "CHECKING"]),
+                name="dataingest_one_active_per_eb",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"ingest {self.pk} of {self.execution_block} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.bytes_total:
+            return 0
+        return min(100, int(100 * self.bytes_done / self.bytes_total))
+
+    @property
+    def staging_name(self) -> str:
+        """raw/.incoming-<id>/: where the data is copied and checked before it is renamed into raw/."""
+        return f".incoming-{self.pk}"

@@ -31,3 +31,17 @@ def decide_sandbox(**kwargs) -> None:
     from calibration.casa import sandbox_decide
 
     sandbox_decide()
+
+
+@shared_task(name="calibration.tasks.ingest_execute")
+def ingest_execute(ingest_id: int) -> str:
+    from calibration.ingest import ingest_execute as ingest_execute_service
+
+    return ingest_execute_service(ingest_id).status
+
+
+@shared_task(name="calibration.tasks.reap_stale_ingests")
+def reap_stale_ingests() -> list[int]:
+    from calibration.ingest import ingests_reap_stale
+
+    return ingests_reap_stale()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calibration import views
+from calibration import ingest_views, views
 
 urlpatterns = [
     path("calibration/eb/<int:pk>/", views.eb_page, name="calibration-eb"),
@@ -11,6 +11,7 @@ urlpatterns = [
         "calibration/eb/<int:pk>/flags/restore/", views.eb_restore_flags, name="calibration-eb-restore-flags"
     ),
     path("calibration/eb/<int:pk>/products/", views.eb_products, name="calibration-eb-products"),
+    path("calibration/eb/<int:pk>/files/<path:relpath>", views.eb_file, name="calibration-eb-file"),
     path("calibration/mous/<int:pk>/", views.mous_scripts, name="calibration-mous"),
     path(
         "calibration/mous/<int:pk>/imaging/generate/",
@@ -33,4 +34,18 @@ urlpatterns = [
     path("calibration/runs/<int:pk>/rerun/", views.run_rerun, name="calibration-run-rerun"),
     path("calibration/runs/<int:pk>/log/<str:which>/", views.run_log, name="calibration-run-log"),
     path("calibration/products/<int:pk>/file/", views.product_file, name="calibration-product-file"),
+    # Bringing an EB's raw data in (calibration/ingest.py)
+    path("calibration/eb/<int:pk>/ingest/", ingest_views.eb_ingest, name="calibration-eb-ingest"),
+    path(
+        "calibration/eb/<int:pk>/ingest/path/", ingest_views.eb_ingest_path, name="calibration-eb-ingest-path"
+    ),
+    path(
+        "calibration/eb/<int:pk>/ingest/upload/",
+        ingest_views.eb_ingest_upload,
+        name="calibration-eb-ingest-upload",
+    ),
+    path("calibration/ingests/<int:pk>/", ingest_views.ingest_page, name="calibration-ingest"),
+    path(
+        "calibration/ingests/<int:pk>/status/", ingest_views.ingest_status, name="calibration-ingest-status"
+    ),
 ]

@@ -47,12 +47,28 @@ def eb_page(request: HttpRequest, pk: int) -> HttpResponse:
         "versions": versions,
         "selected": selected,
         "runs": eb.runs.select_related("script_version", "created_by")[:20],
-        "generation": eb.generations.first(),
+        "generation": _generation_to_show(eb, versions),
         "can_work": may_work_on(request.user, eb.mous),
         "flag_versions": services.flag_versions(eb) if eb_folder(eb).exists() else {},
         "raw_separate": raw_data_is_separate(eb),
     }
     return render(request, "calibration/eb.html", context)
+
+
+def _generation_to_show(eb: ExecutionBlock, versions: list[ScriptVersion]) -> ScriptGeneration | None:
+    """The newest generation while it is pending or failed. A failure is stale, and hidden, once
+    something later succeeded: a script version stored or a run that succeeded after it."""
+    generation = eb.generations.first()
+    if generation is None or generation.status == ScriptGeneration.Status.DONE:
+        return None
+    if generation.status == ScriptGeneration.Status.FAILED:
+        since = generation.created_at
+        if (
+            any(v.created_at > since for v in versions)
+            or eb.runs.filter(status=Run.Status.SUCCEEDED, created_at__gt=since).exists()
+        ):
+            return None
+    return generation
 
 
 @login_required
@@ -147,11 +163,14 @@ def eb_products(request: HttpRequest, pk: int) -> HttpResponse:
     for product in products:
         latest.setdefault(product.relpath, product)
     rows = sorted(latest.values(), key=lambda p: p.relpath)
+    for product in rows:  # a later run may have removed what an earlier one made
+        product.on_disk = product.path.exists()
     context = {
         "eb": eb,
         "mous": eb.mous,
         "products": rows,
-        "pngs": [p for p in rows if p.kind == Product.Kind.PNG],
+        "pngs": [p for p in rows if p.kind == Product.Kind.PNG and p.on_disk],
+        "served": SERVED_KINDS,
         "kinds": Product.Kind.choices,
         "kind": kind,
     }
@@ -160,7 +179,24 @@ def eb_products(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def product_file(request: HttpRequest, pk: int) -> FileResponse:
-    product = get_object_or_404(Product.objects.select_related("run"), pk=pk)
+    """A product by its row (the API's products); pages link by path instead (eb_file)."""
+    return _serve_product(request, get_object_or_404(Product.objects.select_related("run"), pk=pk))
+
+
+@login_required
+def eb_file(request: HttpRequest, pk: int, relpath: str) -> FileResponse:
+    """An EB's product by its path in the EB folder: the link stays the same across re-runs and
+    always serves the file that is there now (every run records its own product rows)."""
+    eb = get_object_or_404(ExecutionBlock, pk=pk)
+    product = eb.products.filter(relpath=relpath).select_related("run").order_by("-created_at", "-pk").first()
+    if product is None:
+        raise Http404(f"no run of {eb.folder_name} made {relpath}")
+    return _serve_product(request, product)
+
+
+def _serve_product(request: HttpRequest, product: Product) -> FileResponse:
+    """Plots and text inline (text as text/plain: the browser shows it, never runs it); FITS and
+    ?download=1 as an attachment."""
     if product.kind not in SERVED_KINDS:
         raise Http404("only plots, text, logs and FITS files are served; tables stay on the worker side")
     try:
@@ -168,14 +204,23 @@ def product_file(request: HttpRequest, pk: int) -> FileResponse:
     except PathOutsideDataRoot:
         raise Http404("not under DATA_ROOT") from None
     if not path.is_file():
-        raise Http404(f"{product.relpath} is no longer on disk")
-    inline = product.kind == Product.Kind.PNG
-    content_type = "image/png" if inline else (mimetypes.guess_type(path.name)[0] or "text/plain")
-    if product.kind in (Product.Kind.TXT, Product.Kind.LOG):
+        raise Http404(f"{product.relpath} is no longer on disk: a later run removed it")
+    text = product.kind in (Product.Kind.TXT, Product.Kind.LOG)
+    if product.kind == Product.Kind.PNG:
+        content_type = "image/png"
+    elif text:
         content_type = "text/plain; charset=utf-8"
-    return FileResponse(
-        path.open("rb"), as_attachment=not inline, filename=path.name, content_type=content_type
+    else:
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    download = request.GET.get("download") == "1" or product.kind == Product.Kind.FITS
+    response = FileResponse(
+        path.open("rb"), as_attachment=download, filename=path.name, content_type=content_type
     )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "no-cache"  # the same path link serves a re-run's new file
+    if text:
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @login_required

@@ -96,6 +96,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # JSON errors under /api/, our own 404 page (never DEBUG's URLconf listing): qa2portal/errors.py
+    "qa2portal.errors.ErrorAnswersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -212,6 +214,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # kombu polls the folders (default every 1 s): 0.1 s lets a worker pick up a task and
+        # answer the health page's ping in a fraction of a second, for a few listdir() calls.
+        "polling_interval": 0.1,
     }
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", f"file://{BROKER_DIR / 'results'}")
 else:
@@ -245,6 +250,7 @@ CASA_QUEUE = env_str("CASA_QUEUE", "casa")
 CELERY_TASK_ROUTES = {"calibration.tasks.*": {"queue": CASA_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "calibration.tasks.reap_stale_runs", "schedule": 30.0},
+    "reap-stale-ingests": {"task": "calibration.tasks.reap_stale_ingests", "schedule": 60.0},
 }
 WORKER_QUEUES = env_list("WORKER_QUEUES", "default,casa")  # what `run_embedded` consumes
 
@@ -264,6 +270,20 @@ RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 10)
 # A RUNNING run whose heartbeat is older than this is failed as "worker lost" by the reaper.
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60)
 SCRIPT_MAX_BYTES = 1024 * 1024
+
+# --- data ingest -----------------------------------------------------------------------
+# Where staging puts raw data (ASDMs, MSs): an EB's data is ingested only from below one of
+# these (colon-separated absolute paths; links resolved first, so no link leads out).
+INGEST_ROOTS = [
+    Path(p).resolve() for p in env_str("INGEST_ROOTS", str(VAR_DIR / "ingest")).split(":") if p.strip()
+]
+# Uploaded tar/tgz files are streamed here (on the data disk that the workers share), never
+# held in memory; the worker extracts them and removes the file.
+# Empty: DATA_ROOT/.ingest-uploads.
+INGEST_UPLOAD_DIR = env_str("INGEST_UPLOAD_DIR", "")
+INGEST_UPLOAD_MAX_BYTES = env_int("INGEST_UPLOAD_MAX_BYTES", 50 * 1024**3)
+# An ingest in COPYING/CHECKING without progress for this long has lost its worker.
+INGEST_STALE_AFTER_SECONDS = env_int("INGEST_STALE_AFTER_SECONDS", 300)
 
 # --- JIRA (unset = feature off) --------------------------------------------------------
 JIRA_WEBHOOK_SECRET = env_str("JIRA_WEBHOOK_SECRET", "")

@@ -22,3 +22,10 @@ urlpatterns = [
     path("", include("calibration.urls")),  # /calibration/eb/<pk>/, /calibration/runs/<pk>/, ...
     path("", include("reports.urls")),  # /reports/eb/<pk>/ diagnostics, topic pages, compare
 ]
+
+# Error answers: JSON under /api/, templates/404.html and 500.html for pages (qa2portal/errors.py;
+# its middleware gives the same answers while DEBUG is on).
+handler400 = "qa2portal.errors.bad_request"
+handler403 = "qa2portal.errors.permission_denied"
+handler404 = "qa2portal.errors.page_not_found"
+handler500 = "qa2portal.errors.server_error"

@@ -157,6 +157,8 @@ def worker_environment(django_db_setup, django_db_blocker, session_data_root) ->
         "DATA_ROOT": str(session_data_root),
         "MEDIA_ROOT": str(session_data_root.parent / "media"),
         "QA2_VAR_DIR": str(settings.VAR_DIR),
+        # Data ingest reads only below these (tests put their sources in this session folder).
+        "INGEST_ROOTS": str(session_data_root.parent / "ingest"),
     }
 
 

@@ -220,3 +220,15 @@ def test_needs_next_is_a_button_only_for_who_may_do_it(world, client):
     page = client.get(f"/mous/{world.own.pk}/").content.decode()
     assert '<a href="#transition-form" class="button next-action-link">Start the QA2 review</a>' in page
     assert 'id="transition-form"' in page
+
+
+def test_whiteboard_and_my_work_show_the_latest_run_status_as_a_label(world, client):
+    from calibration.models import Run
+
+    eb = world.own.execution_blocks.get()
+    Run.objects.create(mous=world.own, execution_block=eb, folder="/nowhere", status="TIMED_OUT")
+
+    for user, url in ((world.drm.user, "/whiteboard/"), (world.reducer.user, "/my-work/")):
+        client.force_login(user)
+        page = client.get(url).content.decode()
+        assert "<td>Timed out</td>" in page and "TIMED_OUT" not in page

@@ -5,7 +5,7 @@ Pages: anonymous -> 302 to login; any signed-in user reads; only the MOUS's redu
 acts (others get 403). A refused action on a page redirects back with its message (302); in the
 API it answers 409 (or 400 for bad input)."""
 
-from calibration.models import Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
+from calibration.models import DataIngest, Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
 from calibration.services import script_get_or_create, script_version_create
 from tests.assignments.matrix import api, everyone_reads, page
 from tests.calibration.conftest import alma_steps
@@ -35,6 +35,7 @@ def prepare(world) -> None:
             run=run, execution_block=eb, mous=mous, relpath="plot.png", kind="png", size=40
         )
         ScriptGeneration.objects.create(execution_block=eb)
+        DataIngest.objects.create(execution_block=eb, source_kind="path", source="/x", status="FAILED")
 
 
 def _eb(mous) -> dict:
@@ -61,6 +62,14 @@ def _log(mous) -> dict:
 
 def _product(mous) -> dict:
     return {"pk": mous.products.first().pk}
+
+
+def _eb_file(mous) -> dict:
+    return {"pk": mous.execution_blocks.first().pk, "relpath": "plot.png"}
+
+
+def _ingest(mous) -> dict:
+    return {"pk": DataIngest.objects.filter(execution_block__mous=mous).first().pk}
 
 
 def _generation(mous) -> dict:
@@ -121,6 +130,21 @@ ROUTES = {
     "calibration-run-rerun": [acts(kwargs=_run)],
     "calibration-run-log": [everyone_reads(302, kwargs=_log)],
     "calibration-product-file": [everyone_reads(302, kwargs=_product)],
+    "calibration-eb-file": [everyone_reads(302, kwargs=_eb_file)],
+    # Bringing data in: DRMs and data analysts only (not even the MOUS's own reducer).
+    "calibration-eb-ingest": [everyone_reads(302, kwargs=_eb)],
+    "calibration-eb-ingest-path": [page(other=403, own=403, drm=302, method="post", kwargs=_eb)],
+    "calibration-eb-ingest-upload": [page(other=403, own=403, drm=302, method="post", kwargs=_eb)],
+    "calibration-ingest": [everyone_reads(302, kwargs=_ingest)],
+    "calibration-ingest-status": [everyone_reads(302, kwargs=_ingest)],
+    "executionblock-ingest": [
+        everyone_reads(kwargs=_eb),
+        api(other=403, own=403, drm=400, method="post", kwargs=_eb),  # no path: bad input
+    ],
+    # No file: bad input for the DRM (the upload itself is in test_ingest.py).
+    "executionblock-ingest-upload": [api(other=403, own=403, drm=400, method="post", kwargs=_eb)],
+    "dataingest-list": [everyone_reads()],
+    "dataingest-detail": [everyone_reads(kwargs=_ingest)],
     "scriptversion-list": [everyone_reads()],
     "scriptversion-detail": [everyone_reads(kwargs=_version)],
     # JSON without a file is invalid input for everyone (the upload itself is tested with files).

@@ -46,11 +46,18 @@ def test_reducer_generates_runs_watches_cancels_and_reruns(
     assert wvr.casa_tasks == ["wvrgcal"] and wvr.skipped_helpers[0].startswith("aU.plotWVRSolutions(")
 
     page.goto(f"{live_server.url}/calibration/eb/{eb.pk}/products/?kind=png")
-    viewer = page.locator("#png-viewer")
-    expect(viewer).to_be_visible()
-    page.locator("a.thumb").nth(1).click()
-    expect(page.locator("#png-caption")).to_contain_text(".png")
-    page.wait_for_function("document.getElementById('png-viewer').naturalWidth > 600")
+    thumbs = page.locator(".thumbs img")
+    expect(thumbs.first).to_be_visible()
+    page.wait_for_function("document.querySelector('.thumbs img').naturalWidth > 600")
+    # Thumbnails big enough to read a plot (a ~320 px grid), each opening the full-size file.
+    assert thumbs.first.evaluate("img => img.getBoundingClientRect().width") >= 300
+    with page.context.expect_page() as opened:
+        thumbs.nth(1).click()
+    full = opened.value
+    full.wait_for_load_state()
+    assert re.search(rf"/calibration/eb/{eb.pk}/files/.+\.png$", full.url)
+    assert full.evaluate("document.querySelector('img').naturalWidth") > 600
+    full.close()
     page.screenshot(path=str(SCREENS / "products.png"))
 
     page.goto(f"{live_server.url}/calibration/eb/{eb.pk}/")

@@ -253,3 +253,15 @@ def test_out_of_range_ids_are_bad_input_on_sqlite(embedded):
     # The whiteboard's bulk-assign form: a redirect back with "Nothing assigned", not a 500.
     status, _, _ = call(embedded, "POST", "/whiteboard/bulk-assign/", form=f"mous={BIG}&reducer=1")
     assert status == 302
+
+
+def test_errors_on_the_embedded_server_are_json_for_the_api_and_our_page_otherwise(embedded):
+    # The embedded mode runs with DEBUG on: Django's own pages would be HTML, listing the URLconf.
+    big = {"project": "2019.1.00042.S", "sb_name": "x" * 2_500_000}
+    status, ctype, body = call(embedded, "POST", "/api/mous/", big)
+    assert (status, ctype) == (413, "application/json") and "larger than" in body["detail"]
+    status, ctype, body = call(embedded, "GET", "/api/no-such-route/")
+    assert (status, ctype) == (404, "application/json"), body
+    status, ctype, page = call(embedded, "GET", "/no-such-page/")
+    assert status == 404 and ctype.startswith("text/html")
+    assert 'id="not-found"' in page and "URLconf" not in page

@@ -62,3 +62,12 @@ def test_health_api_reports_each_check(client, demo_accounts):
 
 def test_health_api_refuses_anonymous(client):
     assert client.get("/api/health/").status_code in (401, 403)
+
+
+@pytest.mark.worker
+def test_broker_row_names_the_live_worker(celery_worker_process):
+    check = health.broker_check()
+
+    assert check.ok, check.summary
+    assert "worker(s) alive" in check.summary
+    assert celery_worker_process.name in check.details["workers"]

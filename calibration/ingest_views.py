@@ -1,0 +1,134 @@
+"""Pages for bringing an EB's raw data in: the form (path or upload), the ingest's progress."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+
+from assignments.models import ExecutionBlock
+from calibration import ingest, uploads
+from calibration.models import DataIngest
+
+MAY_NOT = "Only a DRM or a data analyst brings data in."
+
+
+def _eb(pk: int) -> ExecutionBlock:
+    return get_object_or_404(ExecutionBlock.objects.select_related("mous__project"), pk=pk)
+
+
+def _require_may_ingest(user) -> None:
+    if not ingest.may_ingest(user):
+        raise PermissionDenied(MAY_NOT)
+
+
+def ingest_status_data(item: DataIngest) -> dict:
+    """What the progress bar polls (and the API answers)."""
+    return {
+        "id": item.pk,
+        "execution_block": item.execution_block_id,
+        "source_kind": item.source_kind,
+        "source": item.source,
+        "status": item.status,
+        "status_display": item.get_status_display(),
+        "active": item.is_active,
+        "bytes_total": item.bytes_total,
+        "bytes_done": item.bytes_done,
+        "percent": item.percent,
+        "error": item.error,
+        "data_name": item.data_name,
+        "summary": item.summary,
+        "created_at": item.created_at.isoformat(),
+        "started_at": item.started_at.isoformat() if item.started_at else None,
+        "finished_at": item.finished_at.isoformat() if item.finished_at else None,
+    }
+
+
+@login_required
+@require_GET
+def eb_ingest(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = _eb(pk)
+    context = {
+        "eb": eb,
+        "mous": eb.mous,
+        "may_ingest": ingest.may_ingest(request.user),
+        "roots": ingest.ingest_roots(),
+        "limit": uploads.limit_text(),
+        "ingests": eb.data_ingests.select_related("requested_by")[:20],
+    }
+    return render(request, "calibration/ingest.html", context)
+
+
+@login_required
+@require_POST
+def eb_ingest_path(request: HttpRequest, pk: int) -> HttpResponse:
+    eb = _eb(pk)
+    _require_may_ingest(request.user)
+    try:
+        item = ingest.ingest_from_path(eb=eb, path=request.POST.get("path", ""), by=request.user)
+    except ingest.IngestRefused as exc:
+        messages.error(request, f"Ingest refused: {exc}")
+        return redirect("calibration-eb-ingest", pk=eb.pk)
+    return redirect("calibration-ingest", pk=item.pk)
+
+
+@csrf_exempt  # the CSRF check would read the body with Django's handlers: it runs below instead
+@login_required
+def eb_ingest_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    eb = _eb(pk)
+    _require_may_ingest(request.user)  # before a byte of the body is read
+    if (declared := uploads.declared_too_large(request)) is not None:
+        messages.error(
+            request, f"Upload refused: {filesizeformat(declared)} is over the {uploads.limit_text()} limit."
+        )
+        return redirect("calibration-eb-ingest", pk=eb.pk)
+    handler = uploads.install(request)
+    try:
+        return _upload(request, eb=eb, handler=handler)
+    finally:
+        uploads.discard(handler)
+
+
+@csrf_protect
+def _upload(
+    request: HttpRequest, *, eb: ExecutionBlock, handler: uploads.IngestUploadHandler
+) -> HttpResponse:
+    upload = request.FILES.get(uploads.FIELD)
+    if handler.too_large:
+        messages.error(request, f"Upload refused: the file is over the {uploads.limit_text()} limit.")
+        return redirect("calibration-eb-ingest", pk=eb.pk)
+    if upload is None:
+        messages.error(request, "Choose a tar or tgz file of an MS or ASDM to upload.")
+        return redirect("calibration-eb-ingest", pk=eb.pk)
+    try:
+        item = ingest.ingest_from_upload(eb=eb, uploaded_file=upload, by=request.user)
+    except ingest.IngestRefused as exc:
+        messages.error(request, f"Upload refused: {exc}")
+        return redirect("calibration-eb-ingest", pk=eb.pk)
+    return redirect("calibration-ingest", pk=item.pk)
+
+
+@login_required
+@require_GET
+def ingest_page(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(DataIngest.objects.select_related("execution_block__mous__project"), pk=pk)
+    eb = item.execution_block
+    context = {
+        "item": item,
+        "eb": eb,
+        "mous": eb.mous,
+        "status_url": reverse("calibration-ingest-status", args=[item.pk]),
+    }
+    return render(request, "calibration/ingest_status.html", context)
+
+
+@login_required
+@require_GET
+def ingest_status(request: HttpRequest, pk: int) -> JsonResponse:
+    return JsonResponse(ingest_status_data(get_object_or_404(DataIngest, pk=pk)))
