@@ -9,6 +9,7 @@ its own process group and a wall-clock limit.
 import ctypes
 import functools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -21,7 +22,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from calibration import limits
+
 KILL_GRACE_SECONDS = 5.0
+log = logging.getLogger(__name__)
 
 
 class CasaUnavailable(RuntimeError):
@@ -117,7 +121,7 @@ roots = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
 roots += [p for p in sys.path if p and os.path.isdir(p)]
 if spec and spec.origin:
     roots.append(os.path.dirname(os.path.dirname(spec.origin)))
-print(json.dumps(sorted({os.path.realpath(r) for r in roots})))
+print(json.dumps(sorted({os.path.abspath(r) for r in roots})))
 """
 
 
@@ -134,12 +138,14 @@ def _merged_usr_links() -> list[str]:
 
 
 @functools.cache
-def interpreter_roots() -> tuple[str, ...]:
-    """Where CASA's interpreter lives: its prefix, the venv, its import path and casadata.
+def interpreter_roots() -> tuple[tuple[str, str], ...]:
+    """Where CASA's interpreter lives: its prefix, the venv, its import path and casadata, as
+    (real folder, path the interpreter knows it by) pairs.
 
     Asked of the interpreter itself (it may be another one than ours, CASA_PYTHON), once
     per process; these folders are bound read-only into the sandbox at their own paths, so no
-    checkout location (under /tmp, say) can hide them.
+    checkout location (under /tmp, say) can hide them; a path reached through a link (a venv
+    that is a link to another one) is bound at both its real and its linked path.
     """
     python = casa_python()
     answer = subprocess.run(
@@ -147,14 +153,18 @@ def interpreter_roots() -> tuple[str, ...]:
     )
     if answer.returncode != 0:
         raise CasaUnavailable(f"cannot start the CASA interpreter {python!r}: {answer.stderr.strip()}")
-    roots = [Path(p) for p in json.loads(answer.stdout)]
-    roots.append(Path(python).parent.resolve())
-    return tuple(str(p) for p in _outermost(roots) if not str(p).startswith("/usr/"))
+    known = [Path(p) for p in json.loads(answer.stdout)] + [Path(os.path.abspath(python)).parent]
+    real = [p for p in _outermost([k.resolve() for k in known]) if not str(p).startswith("/usr/")]
+    pairs = [(str(p), str(p)) for p in real]
+    for path in _outermost([k for k in known if k.exists() and k.resolve() != k]):
+        if not any(path.is_relative_to(r) for r in real):
+            pairs.append((str(path.resolve()), str(path)))
+    return tuple(pairs)
 
 
 def _outermost(paths: Sequence[Path]) -> list[Path]:
     """The folders of `paths` that are not inside another one of them (bind each tree once)."""
-    unique = sorted({p.resolve() for p in paths if p.exists()}, key=lambda p: len(p.parts))
+    unique = sorted({p for p in paths if p.exists()}, key=lambda p: len(p.parts))
     kept: list[Path] = []
     for path in unique:
         if not any(path.is_relative_to(k) for k in kept):
@@ -180,16 +190,25 @@ def sandbox_argv(cwd: Path, writable: Sequence[Path]) -> list[str]:
         return []
     bwrap = bubblewrap()
     assert bwrap is not None  # sandbox_mode() said so
-    argv = [bwrap, "--die-with-parent", "--unshare-all", "--new-session"]
+    uid = str(settings.CASA_SANDBOX_UID)
+    # Its own user namespace: an unprivileged uid with no capabilities, even for a root worker;
+    # its own network namespace: no TCP to the host and no abstract Unix sockets either.
+    argv = [bwrap, "--die-with-parent", "--unshare-all", "--unshare-user", "--new-session"]
+    argv += ["--uid", uid, "--gid", uid, "--cap-drop", "ALL"]
     argv += ["--ro-bind", "/usr", "/usr", *_merged_usr_links()]
     for name in SYSTEM_ETC:
         if Path(name).exists():
             argv += ["--ro-bind", name, name]
     argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108 - private, empty /tmp
     # Later binds mount over the private /tmp, so a venv or a run folder under /tmp stays visible.
-    for path in [*interpreter_roots(), *map(str, in_casa_code_roots())]:
+    for source, target in interpreter_roots():
+        argv += ["--ro-bind", source, target]
+    for path in map(str, in_casa_code_roots()):
         argv += ["--ro-bind", path, path]
-    for path in [cwd, Path(settings.CASA_HOME), *writable]:
+    # HOME is shared by every run: read-only, so no step can plant a config for the next one
+    # (the worker fills its caches at start, sandbox_decide).
+    argv += ["--ro-bind", str(settings.CASA_HOME), str(settings.CASA_HOME)]
+    for path in [cwd, *writable]:
         argv += ["--bind", str(path), str(path)]
     return [*argv, "--chdir", str(cwd), "--"]
 
@@ -207,6 +226,9 @@ def sandbox_mode() -> str:
     return "bwrap"
 
 
+HOME_WARMUP_CODE = "import casatools, casatasks, matplotlib.pyplot\n"
+
+
 def sandbox_decide() -> dict:
     """At worker start: decide the sandbox mode, prove it can start CASA's interpreter, and
     record the answer for the health page (var/sandbox.json)."""
@@ -216,14 +238,31 @@ def sandbox_decide() -> dict:
         info["mode"] = sandbox_mode()
         probe_dir = Path(settings.VAR_DIR) / "sandbox-probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
+        # Fill HOME's caches (matplotlib's font list) now: in the sandbox HOME is read-only.
+        run_casa(HOME_WARMUP_CODE, cwd=probe_dir, timeout=300)
         proc = start_casa("import casadata, sys; print(sys.prefix)", cwd=probe_dir, sandbox=True)
         _, err = proc.communicate(timeout=60)
         if proc.returncode != 0:
             raise CasaUnavailable(f"the sandbox cannot start CASA's interpreter: {err.strip()[-300:]}")
-        info["ok"], info["binds"] = True, [*interpreter_roots(), *map(str, in_casa_code_roots())]
+        info["ok"], info["binds"] = (
+            True,
+            [t for _, t in interpreter_roots()] + [str(p) for p in in_casa_code_roots()],
+        )
     except (CasaUnavailable, OSError, subprocess.TimeoutExpired) as exc:
         info["ok"], info["error"] = False, str(exc)
+    info["limits"] = limits.describe()
     info["seconds"] = round(time.perf_counter() - started, 3)
+    if info.get("mode") != "bwrap":
+        log.warning(
+            "CASA runs WITHOUT a sandbox (CASA_SANDBOX=%s, bubblewrap %s): uploaded scripts can read "
+            "and write whatever this worker can",
+            settings.CASA_SANDBOX,
+            "missing or unable to make namespaces" if bubblewrap() is None else "not used",
+        )
+    elif not info["ok"]:
+        log.error("the CASA sandbox does not start: %s", info.get("error"))
+    else:
+        log.info("CASA sandbox: bubblewrap, limits %s", info["limits"])
     Path(settings.CASA_SANDBOX_STATE).parent.mkdir(parents=True, exist_ok=True)
     Path(settings.CASA_SANDBOX_STATE).write_text(json.dumps(info, indent=1))
     return info
@@ -260,6 +299,8 @@ def start_casa(
     """
     cwd.mkdir(parents=True, exist_ok=True)
     wrapper = sandbox_argv(cwd, writable) if sandbox else []
+    if sandbox:
+        wrapper = [*limits.pids_cgroup_argv(), *limits.rlimit_argv(), *wrapper]
     return subprocess.Popen(
         [*wrapper, casa_python(), "-c", code, *args],
         cwd=cwd,
@@ -270,7 +311,7 @@ def start_casa(
         text=True,
         errors="replace",
         start_new_session=True,
-        preexec_fn=None if wrapper else die_with_parent,
+        preexec_fn=None if sandbox_mode() == "bwrap" and sandbox else die_with_parent,
     )
 
 

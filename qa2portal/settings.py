@@ -262,6 +262,15 @@ CASA_HOME = Path(env_str("CASA_HOME", str(VAR_DIR / "casa-home"))).resolve()
 CASA_PYTHON = env_str("CASA_PYTHON", "")  # empty: the interpreter running Django
 CASA_CHECK_CACHE = VAR_DIR / "casa_check.json"
 CASA_SANDBOX_STATE = VAR_DIR / "sandbox.json"  # written by each worker at start, read by /health/
+# What one CASA process may use (calibration/limits.py); 0 = no limit. Sized for real ALMA
+# data on a reduction node: tclean on a big cube wants tens of GB; an MS can be 100s of GB.
+CASA_LIMIT_ADDRESS_SPACE_GB = env_int("CASA_LIMIT_ADDRESS_SPACE_GB", 64)
+CASA_LIMIT_PROCESSES = env_int("CASA_LIMIT_PROCESSES", 512)  # threads count too
+CASA_LIMIT_CPU_SECONDS = env_int("CASA_LIMIT_CPU_SECONDS", 48 * 3600)
+CASA_LIMIT_FILE_SIZE_GB = env_int("CASA_LIMIT_FILE_SIZE_GB", 1024)
+CASA_LIMIT_OPEN_FILES = env_int("CASA_LIMIT_OPEN_FILES", 8192)
+# The uid CASA runs as inside its sandbox (a user namespace; no capabilities).
+CASA_SANDBOX_UID = env_int("CASA_SANDBOX_UID", 65534)
 # auto: bubblewrap when installed (no network, read-only outside the run folder); bwrap: required; none.
 CASA_SANDBOX = env_str("CASA_SANDBOX", "auto")
 if CASA_SANDBOX not in {"auto", "bwrap", "none"}:
