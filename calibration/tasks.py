@@ -37,7 +37,8 @@ def decide_sandbox(**kwargs) -> None:
 def ingest_execute(ingest_id: int) -> str:
     from calibration.ingest import ingest_execute as ingest_execute_service
 
-    return ingest_execute_service(ingest_id).status
+    ingest = ingest_execute_service(ingest_id)
+    return ingest.status if ingest is not None else "GONE"
 
 
 @shared_task(name="calibration.tasks.reap_stale_ingests")
