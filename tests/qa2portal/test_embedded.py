@@ -58,6 +58,11 @@ def started_pids(log: Path, name: str) -> list[int]:
     return [int(n) for n in re.findall(rf"\[run_embedded\] {name} started: pid (\d+)", log.read_text())]
 
 
+def all_groups(log: Path) -> list[int]:
+    """Every process group run_embedded started (each child leads its own)."""
+    return [pid for name in ("web server", "worker", "beat") for pid in started_pids(log, name)]
+
+
 def group_members(pgid: int) -> list[str]:
     """Live (not zombie) processes of a process group, as "pid args" lines."""
     out = subprocess.run(["ps", "-e", "-o", "pid=,pgid=,stat=,args="], capture_output=True, text=True).stdout
@@ -179,8 +184,9 @@ def test_a_killed_worker_is_restarted_while_the_web_server_keeps_serving(tmp_pat
         wait_for(lambda: serves_login(free_port), 180, "the login page", proc, log)
         (worker,) = started_pids(log, "worker")
         (web,) = started_pids(log, "web server")
-        # The worker's group holds its pool process and the embedded beat (-B): 3 processes.
-        wait_for(lambda: len(group_members(worker)) >= 3, 60, "the worker's pool and beat", proc, log)
+        (beat,) = started_pids(log, "beat")
+        # The worker's group holds its pool process too.
+        wait_for(lambda: len(group_members(worker)) >= 2, 60, "the worker's pool process", proc, log)
         first = ping_worker(env, "before the kill")
         assert "REPLY before the kill" in first.stdout, first.stderr[-3000:]
         assert f"embedded-{free_port}@" in first.stdout, "the node name carries the port"
@@ -190,17 +196,21 @@ def test_a_killed_worker_is_restarted_while_the_web_server_keeps_serving(tmp_pat
         noticed = "worker exited (killed by SIGKILL)"
         wait_for(lambda: noticed in log.read_text(), 30, "the death noticed", proc, log)
         assert serves_login(free_port), "the web server outlives its worker"
-        assert group_members(worker) == [], "the dead worker's pool process and beat were killed too"
+        assert group_members(worker) == [], "the dead worker's pool process was killed too"
+        # No beat queues work while no worker runs it: it stops and starts again with the worker.
+        assert "beat stopped until the worker is back" in log.read_text()
+        assert group_members(beat) == []
         wait_for(lambda: len(started_pids(log, "worker")) == 2, 30, "a new worker", proc, log)
+        assert len(started_pids(log, "beat")) == 2, "a new beat with the new worker"
         again = ping_worker(env, "after the restart")
         assert "REPLY after the restart" in again.stdout, again.stderr[-3000:] + log.read_text()[-3000:]
         assert started_pids(log, "web server") == [web], "the web server was never restarted"
         new_worker = started_pids(log, "worker")[1]
-        wait_for(lambda: len(group_members(new_worker)) >= 3, 60, "the new worker's pool and beat", proc, log)
+        wait_for(lambda: len(group_members(new_worker)) >= 2, 60, "the new worker's pool process", proc, log)
     finally:
         if proc.poll() is None:
             stop_embedded(proc, log, signal.SIGTERM)
-    for pgid in [*started_pids(log, "worker"), *started_pids(log, "web server")]:
+    for pgid in all_groups(log):
         assert group_members(pgid) == [], f"process group {pgid} outlived SIGTERM"
 
 
@@ -227,10 +237,18 @@ def test_two_instances_side_by_side_share_nothing(tmp_path):
             assert (var_dir / "gunicorn.ctl").is_socket(), "gunicorn's control socket is the instance's own"
             assert list(var_dir.glob("celerybeat-schedule*")), "so is the beat schedule"
             assert (var_dir / "qa2portal.sqlite3").is_file() and (var_dir / "broker").is_dir()
+        # b's supervisor dies without a chance to clean up: its children die with it.
+        b[0].kill()
+        b[0].wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(group_members(g) for g in all_groups(b[1])) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for pgid in all_groups(b[1]):
+            assert group_members(pgid) == [], f"process group {pgid} outlived kill -9 of run_embedded"
+        assert serves_login(ports[0]), "a is untouched"
     finally:
         for proc, log, _var, _env in (a, b):
             if proc.poll() is None:
                 stop_embedded(proc, log, signal.SIGINT)
-    for _proc, log, _var, _env in (a, b):
-        for pgid in [*started_pids(log, "worker"), *started_pids(log, "web server")]:
-            assert group_members(pgid) == [], f"process group {pgid} outlived Ctrl-C"
+    for pgid in all_groups(a[1]):
+        assert group_members(pgid) == [], f"process group {pgid} outlived Ctrl-C"

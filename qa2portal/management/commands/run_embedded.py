@@ -3,7 +3,10 @@
 The command supervises its children: each runs in a process group of its own (so a Ctrl-C
 in the terminal reaches only this command, which then stops them in order), a worker that
 dies is restarted with a back-off while the web server keeps serving, and on exit every
-child's whole group is stopped, so nothing (pool processes, the embedded beat) outlives it.
+child's whole group is stopped, so nothing (pool processes, the beat) outlives it. The beat
+(run reaper, JIRA sweep) is a child of its own that follows the worker: it stops when the
+worker dies and starts again with it, so it never queues work that nothing runs; and like
+every child it dies with the supervisor, even on kill -9 (a `worker -B` beat outlived it).
 Everything an instance writes is under its QA2_VAR_DIR, and its worker's node name carries
 its port: two instances with different PORT and QA2_VAR_DIR share nothing.
 """
@@ -57,9 +60,12 @@ class Command(BaseCommand):
         self.stdout.write(f"CASA {info['casatools']} ready ({info['total_seconds']:.1f} s to start)")
         if not skip_demo_data and "make_demo_data" in _commands():
             call_command("make_demo_data")
-        worker = Child("worker", worker_command(port, concurrency, settings.VAR_DIR), restart=True)
         web = Child("web server", web_command(host, port, settings.VAR_DIR), restart=False)
-        Supervisor([web, worker], self.say).run(f"qa2portal is up: http://{host}:{port}/  (Ctrl-C stops it)")
+        worker = Child("worker", worker_command(port, concurrency), restart=True)
+        beat = Child("beat", beat_command(settings.VAR_DIR), restart=True, follows="worker")
+        Supervisor([web, worker, beat], self.say).run(
+            f"qa2portal is up: http://{host}:{port}/  (Ctrl-C stops it)"
+        )
         self.stdout.write("stopped")
 
     def say(self, text: str) -> None:
@@ -72,6 +78,7 @@ class Child:
     name: str
     argv: list[str]
     restart: bool  # restart when it dies (the worker); otherwise its death stops everything
+    follows: str = ""  # the child it stops and restarts with (the beat follows the worker)
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     backoff: float = 1.0
@@ -129,7 +136,7 @@ class Supervisor:
         for child in self.children:
             if child.proc is not None and child.proc.poll() is not None:
                 code, ran = child.proc.returncode, now - child.started_at
-                kill_group(child.proc.pid)  # what it left behind: pool processes, the beat
+                kill_group(child.proc.pid)  # what it left behind, e.g. its pool processes
                 child.proc = None
                 if not child.restart:
                     self.say(f"[run_embedded] {child.name} exited ({describe(code)}) after {ran:.0f} s")
@@ -141,26 +148,41 @@ class Supervisor:
                     f"[run_embedded] {child.name} exited ({describe(code)}) after {ran:.0f} s; "
                     f"restarting it in {child.backoff:.0f} s"
                 )
+                for follower in self.children:
+                    if follower.follows == child.name and follower.running():
+                        self.say(f"[run_embedded] {follower.name} stopped until the {child.name} is back")
+                        stop(follower, grace=5.0)
+                        follower.proc = None
+                    if follower.follows == child.name:
+                        follower.restart_at = child.restart_at
                 child.backoff = min(child.backoff * 2, MAX_BACKOFF_SECONDS)
             elif child.proc is None and child.restart_at is not None and now >= child.restart_at:
                 self.start(child)
         return None
 
     def stop_all(self) -> None:
-        """SIGTERM each running child (its leader: gunicorn and Celery shut down their own
-        processes gracefully), wait, then SIGKILL every child's whole group."""
+        """Stop every child: SIGTERM to its leader (gunicorn and Celery shut their own processes
+        down gracefully), a wait, then SIGKILL to its whole group. A second Ctrl-C cuts the wait."""
         started = [c for c in self.children if c.proc is not None]
         for child in started:
             if child.running():
                 child.proc.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in started:
-            while child.running() and time.monotonic() < deadline and self.signals < 2:
-                time.sleep(0.1)
-            if child.running():
-                self.say(f"[run_embedded] {child.name} did not stop in time: killing it")
-            kill_group(child.proc.pid)
-            child.proc.wait()
+            stop(child, grace=max(0.0, deadline - time.monotonic()), cut_short=lambda: self.signals >= 2)
+            if child.proc.returncode == -signal.SIGKILL:
+                self.say(f"[run_embedded] {child.name} did not stop in time: killed")
+
+
+def stop(child: Child, grace: float, cut_short=lambda: False) -> None:
+    """SIGTERM `child`, give it `grace` seconds, then SIGKILL its whole process group."""
+    if child.running():
+        child.proc.terminate()
+    deadline = time.monotonic() + grace
+    while child.running() and time.monotonic() < deadline and not cut_short():
+        time.sleep(0.1)
+    kill_group(child.proc.pid)
+    child.proc.wait()
 
 
 def kill_group(pgid: int) -> None:
@@ -174,9 +196,7 @@ def describe(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
-def worker_command(port: int, concurrency: int, var_dir: Path) -> list[str]:
-    """The Celery worker with an embedded beat (run reaper, JIRA sweep). -B runs beat as a child
-    process of the worker, in the worker's process group: it dies with it."""
+def worker_command(port: int, concurrency: int) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -193,7 +213,20 @@ def worker_command(port: int, concurrency: int, var_dir: Path) -> list[str]:
         # The port keeps two instances' node names apart (on a shared broker they would clash).
         "-n",
         f"embedded-{port}@%h",
-        "-B",
+    ]
+
+
+def beat_command(var_dir: Path) -> list[str]:
+    """Celery beat (run reaper, JIRA sweep) with its schedule under this instance's var/."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "qa2portal",
+        "beat",
+        "--loglevel",
+        "INFO",
         "-s",
         str(var_dir / "celerybeat-schedule"),
     ]
