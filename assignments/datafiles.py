@@ -50,6 +50,9 @@ _WRITE_MODES = {
 }
 
 
+_NO_LINKS = "the portal never follows links under DATA_ROOT"
+
+
 class UnsafePath(ValueError):
     """A path the portal will not touch: outside its folder, through a link, not a regular file."""
 
@@ -98,6 +101,12 @@ def from_data_root(rel: str | Path) -> Path:
     """The absolute path of a stored path. Relative is the rule; an absolute path (rows stored
     before paths were relative) is accepted only below DATA_ROOT."""
     return data_root() / relative_to_data_root(rel)
+
+
+def public_message(exc: BaseException) -> str:
+    """An error's text with DATA_ROOT's absolute path taken out, for pages and API answers."""
+    root = str(data_root())
+    return str(exc).replace(root + "/", "").replace(root, "DATA_ROOT")
 
 
 # --- confined access ----------------------------------------------------------------------------
@@ -190,11 +199,13 @@ def _refuse_if_not_a_folder(fd: int, part: str, walked: Path, exc: OSError) -> N
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         kind = _describe(fd, part)
         if kind == "a link":
-            raise UnsafePath(f"{walked} is a link: the portal never follows links under DATA_ROOT") from None
+            raise UnsafePath(f"{walked} is a link: {_NO_LINKS}") from None
         raise FileNotFoundError(errno.ENOTDIR, f"{walked} is {kind or 'not a folder'}", str(walked))
 
 
 def _check_regular(st: os.stat_result, where: Path, *, single_link: bool) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(f"{where} is a link: {_NO_LINKS}")
     if not stat.S_ISREG(st.st_mode):
         raise UnsafePath(f"{where} is {_kind(st.st_mode)}, not a regular file: not opened")
     if single_link and st.st_nlink > 1:
@@ -226,13 +237,10 @@ def open_confined(path: Path | str, *, base: Path, mode: str = "rb", allow_hardl
         try:
             fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o664, dir_fd=dir_fd)
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
-                raise UnsafePath(
-                    f"{target} is {_describe(dir_fd, name) or 'not a regular file'}: "
-                    "the portal never follows links under DATA_ROOT"
-                    if exc.errno == errno.ELOOP
-                    else f"{target} is {_describe(dir_fd, name) or 'not a regular file'}: not opened"
-                ) from None
+            if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):  # swapped in after the check
+                kind = _describe(dir_fd, name) or "not a regular file"
+                reason = _NO_LINKS if exc.errno == errno.ELOOP else "not opened"
+                raise UnsafePath(f"{target} is {kind}: {reason}") from None
             raise
     try:
         st = os.fstat(fd)  # the file actually opened (a swap after the check above lands here)
@@ -307,7 +315,7 @@ def stat_confined(path: Path | str, *, base: Path) -> os.stat_result:
     with _parent_fd(path, base) as (dir_fd, name, target):
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode):
-        raise UnsafePath(f"{target} is a link: the portal never follows links under DATA_ROOT")
+        raise UnsafePath(f"{target} is a link: {_NO_LINKS}")
     return st
 
 
