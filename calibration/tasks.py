@@ -1,4 +1,8 @@
-"""Celery tasks: ids in, one service call. Routed to the `casa` queue."""
+"""Celery tasks: ids in, one service call.
+
+The CASA jobs (run_execute, script_generate, ingest_execute) are routed to the `casa` queue;
+the reapers to `default` (settings.CELERY_TASK_ROUTES), so they run when every casa slot is busy.
+"""
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -23,6 +27,13 @@ def script_generate(generation_id: int) -> str:
     from calibration.generation import script_generate as script_generate_service
 
     return script_generate_service(generation_id=generation_id).status
+
+
+@shared_task(name="calibration.tasks.reap_stale_generations")
+def reap_stale_generations() -> list[int]:
+    from calibration.generation import generations_reap_stale
+
+    return generations_reap_stale()
 
 
 @worker_ready.connect
