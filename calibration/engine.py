@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 RUNNER_CODE = (
     "import sys\nfrom calibration.incasa.runner import main_from_stdin\nsys.exit(main_from_stdin())\n"
 )
+# The same runner started by hand on a spec file (events on stdout): the benchmark's bare run.
+SPEC_FILE_RUNNER_CODE = (
+    "import sys\nfrom calibration.incasa.runner import main\nsys.exit(main(sys.argv[1]))\n"
+)
 TAIL_LINES = 200
 POLL_SECONDS = 1.0
 # After CASA exits, how long leftovers holding its pipes may keep them open (then: killed).
