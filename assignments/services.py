@@ -3,19 +3,19 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+# The DATA_ROOT path helpers live in assignments/datafiles.py; re-exported for existing callers.
+from assignments.datafiles import PathOutsideDataRoot, eb_folder, inside_data_root, mous_folder  # noqa: F401
 from assignments.jira.outbox import outbox_enqueue_for_assignment
 from assignments.models import (
     TERMINAL_STATES,
     TRANSITION_FIELDS,
     Assignment,
-    ExecutionBlock,
     Investigator,
     Mous,
     MousState,
@@ -51,27 +51,6 @@ def ensure_demo_accounts() -> list[DemoAccount]:
             user=user, defaults={"role": account.role, "initials": account.initials}
         )
     return list(DEMO_ACCOUNTS)
-
-
-class PathOutsideDataRoot(ValueError):
-    """A folder derived from user data would leave DATA_ROOT."""
-
-
-def inside_data_root(path: Path) -> Path:
-    """`path` resolved, or PathOutsideDataRoot when it is not below DATA_ROOT."""
-    root = Path(settings.DATA_ROOT).resolve()
-    resolved = path.resolve()
-    if resolved != root and not resolved.is_relative_to(root):
-        raise PathOutsideDataRoot(f"{path} is outside DATA_ROOT ({root})")
-    return resolved
-
-
-def mous_folder(mous: Mous) -> Path:
-    return inside_data_root(Path(settings.DATA_ROOT) / mous.folder_name)
-
-
-def eb_folder(eb: ExecutionBlock) -> Path:
-    return inside_data_root(mous_folder(eb.mous) / eb.folder_name)
 
 
 def mous_stage(mous: Mous) -> Path:

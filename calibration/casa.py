@@ -291,6 +291,8 @@ def start_casa(
     stderr=subprocess.PIPE,
     sandbox: bool = False,
     writable: Sequence[Path] = (),
+    stdin=subprocess.DEVNULL,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen:
     """Start `python -c code args...` as CASA's interpreter in `cwd`, in a new process group.
 
@@ -305,13 +307,14 @@ def start_casa(
         [*wrapper, casa_python(), "-c", code, *args],
         cwd=cwd,
         env=casa_environment(),
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=stdout,
         stderr=stderr,
         text=True,
         errors="replace",
         start_new_session=True,
         preexec_fn=None if sandbox_mode() == "bwrap" and sandbox else die_with_parent,
+        pass_fds=tuple(pass_fds),  # the run's event pipe (calibration.engine)
     )
 
 

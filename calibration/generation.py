@@ -1,9 +1,11 @@
 """Generate the standard scripts: inspect the data in CASA (worker side), then write the script."""
 
+import concurrent.futures
 from functools import partial
 from pathlib import Path
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
@@ -73,28 +75,84 @@ def script_generate_request(*, eb: ExecutionBlock, by) -> ScriptGeneration:
     return generation
 
 
+ACTIVE_GENERATION = (ScriptGeneration.Status.QUEUED, ScriptGeneration.Status.RUNNING)
+
+
 def script_generate(*, generation_id: int) -> ScriptGeneration:
-    """The task body: inspect the data, write the script as a new GENERATED version."""
+    """The task body: inspect the data, write the script as a new GENERATED version.
+
+    Like a run: claimed with a heartbeat that the reaper watches, and ended only from RUNNING,
+    so a generation the reaper failed stays FAILED (and makes no version) when its worker is late.
+    """
     generation = ScriptGeneration.objects.select_related("execution_block__mous").get(pk=generation_id)
-    if generation.status in (ScriptGeneration.Status.DONE, ScriptGeneration.Status.FAILED):
+    now = timezone.now()
+    claimed = ScriptGeneration.objects.filter(pk=generation.pk, status__in=ACTIVE_GENERATION).update(
+        status=ScriptGeneration.Status.RUNNING, heartbeat_at=now, started_at=generation.started_at or now
+    )
+    if not claimed:
         return generation
-    ScriptGeneration.objects.filter(pk=generation.pk).update(status=ScriptGeneration.Status.RUNNING)
     eb = generation.execution_block
     try:
-        summary = data_summary_refresh(eb)
-        version = calibration_script_create(eb=eb, summary=summary, by=generation.requested_by)
+        summary = _with_heartbeat(generation, data_summary_refresh, eb)
+        with transaction.atomic():
+            locked = ScriptGeneration.objects.select_for_update().get(pk=generation.pk)
+            if locked.status != ScriptGeneration.Status.RUNNING:
+                return locked  # the reaper ended it meanwhile
+            version = calibration_script_create(eb=eb, summary=summary, by=generation.requested_by)
+            _generation_finish(locked, ScriptGeneration.Status.DONE, version=version)
     except Exception as exc:
-        generation.status, generation.error = ScriptGeneration.Status.FAILED, str(exc)
-        generation.finished_at = timezone.now()
-        generation.save(update_fields=["status", "error", "finished_at"])
-        return generation
-    generation.status, generation.version, generation.finished_at = (
-        ScriptGeneration.Status.DONE,
-        version,
-        timezone.now(),
-    )
-    generation.save(update_fields=["status", "version", "finished_at"])
+        _generation_finish(generation, ScriptGeneration.Status.FAILED, error=str(exc))
+    generation.refresh_from_db()
     return generation
+
+
+def _generation_finish(generation: ScriptGeneration, status: str, **fields) -> bool:
+    """RUNNING -> DONE/FAILED, never over a final state (one conditional UPDATE)."""
+    return bool(
+        ScriptGeneration.objects.filter(pk=generation.pk, status=ScriptGeneration.Status.RUNNING).update(
+            status=status, finished_at=timezone.now(), **fields
+        )
+    )
+
+
+def _with_heartbeat(generation: ScriptGeneration, work, *args):
+    """`work(*args)` in a thread while this one touches the generation's heartbeat."""
+
+    def call():
+        try:
+            return work(*args)
+        finally:
+            connection.close()  # the thread's own database connection
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(call)
+        while True:
+            try:
+                return future.result(timeout=settings.RUN_HEARTBEAT_SECONDS)
+            except concurrent.futures.TimeoutError:
+                ScriptGeneration.objects.filter(
+                    pk=generation.pk, status=ScriptGeneration.Status.RUNNING
+                ).update(heartbeat_at=timezone.now())
+
+
+def generations_reap_stale(*, stale_after: int | None = None) -> list[int]:
+    """FAIL every RUNNING generation whose heartbeat stopped (its worker died), as for runs."""
+    limit = timezone.now() - timezone.timedelta(seconds=stale_after or settings.RUN_STALE_AFTER_SECONDS)
+    reaped = []
+    for generation in ScriptGeneration.objects.filter(
+        status=ScriptGeneration.Status.RUNNING, heartbeat_at__lt=limit
+    ):
+        seen = timezone.localtime(generation.heartbeat_at).strftime("%H:%M:%S")
+        done = ScriptGeneration.objects.filter(
+            pk=generation.pk, status=ScriptGeneration.Status.RUNNING, heartbeat_at__lt=limit
+        ).update(
+            status=ScriptGeneration.Status.FAILED,
+            error=f"worker lost (no heartbeat since {seen})",
+            finished_at=timezone.now(),
+        )
+        if done:
+            reaped.append(generation.pk)
+    return reaped
 
 
 def calibration_script_create(*, eb: ExecutionBlock, summary: dict, by) -> ScriptVersion:

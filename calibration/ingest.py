@@ -245,7 +245,7 @@ class Progress:
 
     def __init__(self, ingest: DataIngest, total: int) -> None:
         self.ingest, self.total, self.done, self.last = ingest, total, 0, 0.0
-        self._write(bytes_total=total)
+        self.flush(bytes_total=total)
 
     def add(self, n: int) -> None:
         self.set(self.done + n)
@@ -253,9 +253,9 @@ class Progress:
     def set(self, done: int) -> None:
         self.done = done
         if time.monotonic() - self.last >= PROGRESS_SECONDS:
-            self._write()
+            self.flush()
 
-    def _write(self, **extra) -> None:
+    def flush(self, **extra) -> None:
         self.last = time.monotonic()
         touched = DataIngest.objects.filter(pk=self.ingest.pk, status=self.ingest.status).update(
             bytes_done=self.done, heartbeat_at=timezone.now(), **extra
@@ -317,7 +317,7 @@ def copy_data(ingest: DataIngest, source: Path, staging: Path) -> Path:
         (target / folder.relative_to(source)).mkdir(parents=True, exist_ok=True)
     for path, _ in files:
         _copy_file(path, target / path.relative_to(source), progress)
-    progress._write()
+    progress.flush()
     return target
 
 
@@ -596,10 +596,10 @@ def _bring_in(ingest: DataIngest, staging: Path) -> tuple[Path, str]:
     return dataset, data_kind(dataset)
 
 
-def ingest_execute(ingest_id: int) -> DataIngest:
+def ingest_execute(ingest_id: int) -> DataIngest | None:
     """The task body: bring the data in, check it, publish it; FAILED with one sentence otherwise."""
-    ingest = DataIngest.objects.select_related("execution_block__mous").get(pk=ingest_id)
-    if not ingest.is_active:
+    ingest = DataIngest.objects.select_related("execution_block__mous").filter(pk=ingest_id).first()
+    if ingest is None or not ingest.is_active:  # gone with its EB, or already finished
         return ingest
     now = timezone.now()
     # A redelivered task (its worker died) starts over from an empty staging folder.
@@ -609,8 +609,10 @@ def ingest_execute(ingest_id: int) -> DataIngest:
         _set_status(ingest, ingest.status, DataIngest.Status.COPYING, started_at=now, heartbeat_at=now)
         staging.mkdir(parents=True)
         checker = CasaCheck(ingest, staging)
+        started = time.perf_counter()
         try:
             dataset, kind = _bring_in(ingest, staging)
+            copied = time.perf_counter()
             if kind == TAR:
                 raise IngestFailed(f"{dataset.name} is an archive inside the archive; give the data itself")
             _set_status(
@@ -620,6 +622,11 @@ def ingest_execute(ingest_id: int) -> DataIngest:
             checker.stop()
             raise
         summary = check_data(ingest, dataset, kind, checker.result(dataset, kind))
+        # Where the time went (the CASA check started with the copy; this is what it added after).
+        summary["seconds"] = {
+            "copy": round(copied - started, 2),
+            "check": round(time.perf_counter() - copied, 2),
+        }
         publish(ingest, dataset, kind, summary)
     except IngestStopped:
         pass
@@ -652,4 +659,22 @@ def ingests_reap_stale() -> list[int]:
         )
         _clean(ingest)
         reaped.append(ingest.pk)
+    _remove_abandoned_uploads(cutoff.timestamp())
     return reaped
+
+
+def _remove_abandoned_uploads(before: float) -> None:
+    """Uploads cut off mid-stream (.part not written to since `before`) and stored uploads no
+    active ingest will read (their EB was deleted while queued)."""
+    folder = upload_dir()
+    if not folder.is_dir():
+        return
+    wanted = set(
+        DataIngest.objects.filter(status__in=DataIngest.ACTIVE).values_list("upload_name", flat=True)
+    )
+    for path in folder.iterdir():
+        try:
+            if path.name not in wanted and path.stat().st_mtime < before:
+                path.unlink()
+        except FileNotFoundError:
+            continue

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+from calibration import workerfiles
 from calibration.models import Run
 
 
@@ -32,6 +33,6 @@ def remove_imported_data(run: Run) -> list[str]:
         if path.exists():
             shutil.rmtree(path)
             removed.append(name)
-    with (folder / run.output_log_name).open("a", encoding="utf-8") as output:
+    with workerfiles.open_text(folder, run.output_log_name) as output:  # never through a planted link
         output.write(f"=== from scratch: removed {', '.join(removed) or 'nothing (not imported yet)'}\n")
     return removed

@@ -154,7 +154,20 @@ class Run(TimedWork):
         CANCELLED = "CANCELLED", "Cancelled"
         TIMED_OUT = "TIMED_OUT", "Timed out"
 
-    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
+    # The one table of a run's moves. A final state has no way out: whoever ends a run first
+    # (its worker, a cancel, the reaper) wins, and a late writer changes nothing.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+        # RUNNING -> RUNNING: a redelivered task claims the run again (a new attempt).
+        Status.RUNNING: frozenset(
+            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT}
+        ),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.TIMED_OUT: frozenset(),
+    }
+    TERMINAL = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
     MAX_ATTEMPTS = 3
 
     class Purpose(models.TextChoices):
@@ -217,6 +230,30 @@ class Run(TimedWork):
     def effective_step_timeout(self) -> int:
         return self.step_timeout_seconds or settings.CASA_STEP_WALLCLOCK_LIMIT
 
+    @classmethod
+    def may_move(cls, old: str, new: str) -> bool:
+        return new in cls.TRANSITIONS.get(old, frozenset())
+
+    @classmethod
+    def sources_of(cls, new: str) -> list[str]:
+        """The states from which a run may move to `new`."""
+        return [old for old, targets in cls.TRANSITIONS.items() if new in targets]
+
+    def move(self, new: str, **fields) -> bool:
+        """Move to `new` if the table allows it from the state in the database (one conditional
+        UPDATE, so two writers cannot both win); True when this call made the move. The
+        instance is refreshed either way."""
+        moved = Run.objects.filter(pk=self.pk, status__in=self.sources_of(new)).update(status=new, **fields)
+        self.refresh_from_db()
+        return bool(moved)
+
+    def finish(self, status: str, error: str = "", exit_signal: int | None = None) -> bool:
+        """End the run in `status` unless it already ended: a final state is never overwritten
+        (the reaper's FAILED stays FAILED when the worker reports late)."""
+        if status not in self.TERMINAL:
+            raise ValueError(f"{status} is not a final state of a run")
+        return self.move(status, error=error, exit_signal=exit_signal, finished_at=timezone.now())
+
 
 class RunStep(TimedWork):
     """One script step within a run: its state, timing, output tail and what was skipped."""
@@ -240,6 +277,8 @@ class RunStep(TimedWork):
     skipped_helpers = models.JSONField(default=list, blank=True)
     casa_tasks = models.JSONField(default=list, blank=True)
     severe_messages = models.JSONField(default=list, blank=True)
+    # What the worker refused from the step (a product path outside the folder, a bad event).
+    warnings = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["run", "pk"]
@@ -321,7 +360,10 @@ class ScriptGeneration(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Touched while CASA reads the data: the reaper fails a generation whose worker went away.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from assignments.datafiles import UnsafePath, listdir_confined, read_confined
 from assignments.models import ExecutionBlock, Mous, MousState
 from assignments.services import eb_folder, inside_data_root, mous_folder, mous_stage
 from calibration import scriptparse
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 # A run may start while the MOUS is being processed; ASSIGNED moves on to CALIBRATING.
 RUNNABLE_STATES = frozenset({MousState.ASSIGNED, MousState.CALIBRATING, MousState.IMAGING})
 ACTIVE_RUN_STATES = (Run.Status.QUEUED, Run.Status.RUNNING)
+FLAG_VERSION_LIST_MAX_BYTES = 1024 * 1024  # a real list is a few hundred bytes
 
 
 class InvalidScript(ValueError):
@@ -274,17 +276,12 @@ def run_cancel(*, run: Run, by) -> Run:
             raise RunRefused(f"run {run.pk} already ended ({locked.status})")
         locked.cancel_requested = True
         locked.save(update_fields=["cancel_requested"])
-        if locked.status == Run.Status.QUEUED:
-            _finish(locked, Run.Status.CANCELLED, f"cancelled by {by} before it started")
+        if locked.status == Run.Status.QUEUED and locked.finish(
+            Run.Status.CANCELLED, f"cancelled by {by} before it started"
+        ):
             locked.steps.update(status=RunStep.Status.NOT_RUN)
     run.refresh_from_db()
     return run
-
-
-def _finish(run: Run, status: str, error: str = "", exit_signal: int | None = None) -> None:
-    run.status, run.error, run.exit_signal = status, error, exit_signal
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "exit_signal", "finished_at"])
 
 
 def run_claim(run_id: int) -> Run | None:
@@ -299,16 +296,16 @@ def run_claim(run_id: int) -> Run | None:
             log.info("run %s is already %s: delivery ignored", run.pk, run.status)
             return None
         if run.cancel_requested:
-            _finish(run, Run.Status.CANCELLED, "cancelled before it started")
+            run.finish(Run.Status.CANCELLED, "cancelled before it started")
             return None
-        run.attempts += 1
-        if run.attempts > Run.MAX_ATTEMPTS:
-            _finish(run, Run.Status.FAILED, f"worker lost x{Run.MAX_ATTEMPTS}: giving up")
+        if run.attempts + 1 > Run.MAX_ATTEMPTS:
+            run.finish(Run.Status.FAILED, f"worker lost x{Run.MAX_ATTEMPTS}: giving up")
             run.steps.exclude(status=RunStep.Status.SUCCEEDED).update(status=RunStep.Status.NOT_RUN)
             return None
-        run.status, run.heartbeat_at = Run.Status.RUNNING, timezone.now()
-        run.started_at = run.started_at or run.heartbeat_at
-        run.save(update_fields=["status", "attempts", "heartbeat_at", "started_at"])
+        now = timezone.now()
+        run.move(
+            Run.Status.RUNNING, attempts=run.attempts + 1, heartbeat_at=now, started_at=run.started_at or now
+        )
         run.steps.update(
             status=RunStep.Status.PENDING, started_at=None, finished_at=None, error="", output_tail=""
         )
@@ -316,32 +313,41 @@ def run_claim(run_id: int) -> Run | None:
 
 
 def run_execute(run_id: int) -> None:
-    """The Celery task's body: claim, verify the script, run CASA, record the end. Never leaves RUNNING."""
+    """The Celery task's body: claim, verify the script, run CASA, record the end. Never leaves RUNNING.
+
+    Everything that touches the folder happens under the folder's lock, held until the CASA
+    process is dead. Every end goes through Run.finish, so a run the reaper (or a cancel)
+    already ended keeps its state.
+    """
     from calibration import engine, maintenance
 
     run = run_claim(run_id)
     if run is None:
         return
     try:
-        if run.parameters.get("from_scratch"):
-            maintenance.remove_imported_data(run)
-        if run.script_version is not None:
-            data, name = run.script_version.verify(), run.script_version.script.filename
-        else:
-            data, name = maintenance.script_for(run)
-        outcome = engine.execute(run, data, name)
-    except ScriptTampered as exc:
-        _finish(run, Run.Status.FAILED, str(exc))
-        run.steps.update(status=RunStep.Status.NOT_RUN)
+        with engine.folder_lock(run):
+            if run.parameters.get("from_scratch"):
+                maintenance.remove_imported_data(run)
+            if run.script_version is not None:
+                data, name = run.script_version.verify(), run.script_version.script.filename
+            else:
+                data, name = maintenance.script_for(run)
+            outcome = engine.execute(run, data, name)
+    except (ScriptTampered, engine.FolderBusy) as exc:
+        if run.finish(Run.Status.FAILED, str(exc)):
+            run.steps.update(status=RunStep.Status.NOT_RUN)
         return
     except Exception as exc:
         log.exception("run %s crashed in the worker", run.pk)
-        _finish(run, Run.Status.FAILED, f"worker error: {exc!r}")
-        run.steps.filter(status__in=[RunStep.Status.PENDING, RunStep.Status.RUNNING]).update(
-            status=RunStep.Status.NOT_RUN
-        )
+        if run.finish(Run.Status.FAILED, f"worker error: {exc!r}"):
+            run.steps.filter(status__in=[RunStep.Status.PENDING, RunStep.Status.RUNNING]).update(
+                status=RunStep.Status.NOT_RUN
+            )
         raise
-    _finish(run, outcome.status, outcome.error, outcome.exit_signal)
+    if not run.finish(outcome.status, outcome.error, outcome.exit_signal):
+        log.warning(
+            "run %s ended %s elsewhere; the worker's %s is not recorded", run.pk, run.status, outcome.status
+        )
 
 
 def runs_reap_stale(*, stale_after: int | None = None) -> list[int]:
@@ -356,7 +362,8 @@ def runs_reap_stale(*, stale_after: int | None = None) -> list[int]:
             if run is None or run.status != Run.Status.RUNNING or run.heartbeat_at >= limit:
                 continue
             seen = timezone.localtime(run.heartbeat_at).strftime("%H:%M:%S")
-            _finish(run, Run.Status.FAILED, f"worker lost (no heartbeat since {seen})")
+            if not run.finish(Run.Status.FAILED, f"worker lost (no heartbeat since {seen})"):
+                continue
             run.steps.filter(status=RunStep.Status.RUNNING).update(
                 status=RunStep.Status.FAILED, error="worker lost", finished_at=timezone.now()
             )
@@ -366,16 +373,34 @@ def runs_reap_stale(*, stale_after: int | None = None) -> list[int]:
 
 
 def flag_versions(eb: ExecutionBlock) -> dict[str, list[dict[str, str]]]:
-    """The saved flag versions of every MS in the EB folder: {ms name: [{name, comment}]}."""
-    folder = eb_folder(eb)
+    """The saved flag versions of every MS in the EB folder: {ms name: [{name, comment}]}.
+
+    Read without following links (the folder is written by uploaded scripts): a .flagversions
+    that is a link, or whose FLAG_VERSION_LIST is one, is left out and logged."""
+    try:
+        folder = eb_folder(eb)
+        entries = listdir_confined(base=folder)
+    except (OSError, UnsafePath):
+        return {}
     found: dict[str, list[dict[str, str]]] = {}
-    for listing in sorted(folder.glob("*.flagversions/FLAG_VERSION_LIST")):
-        entries = []
-        for line in listing.read_text(errors="replace").splitlines():
+    for entry in entries:
+        if entry.kind != "folder" or not entry.name.endswith(".flagversions"):
+            continue
+        try:
+            text = read_confined(
+                f"{entry.name}/FLAG_VERSION_LIST", base=folder, limit=FLAG_VERSION_LIST_MAX_BYTES
+            ).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnsafePath) as exc:
+            log.warning("flag versions of %s not read: %s", eb.folder_name, exc)
+            continue
+        versions = []
+        for line in text.splitlines():
             name, _, comment = line.partition(":")
             if name.strip():
-                entries.append({"name": name.strip(), "comment": comment.strip()})
-        found[listing.parent.name.removesuffix(".flagversions")] = entries
+                versions.append({"name": name.strip(), "comment": comment.strip()})
+        found[entry.name.removesuffix(".flagversions")] = versions
     return found
 
 

@@ -1,4 +1,8 @@
-"""Celery tasks: ids in, one service call. Routed to the `casa` queue."""
+"""Celery tasks: ids in, one service call.
+
+The CASA jobs (run_execute, script_generate, ingest_execute) are routed to the `casa` queue;
+the reapers to `default` (settings.CELERY_TASK_ROUTES), so they run when every casa slot is busy.
+"""
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -25,6 +29,13 @@ def script_generate(generation_id: int) -> str:
     return script_generate_service(generation_id=generation_id).status
 
 
+@shared_task(name="calibration.tasks.reap_stale_generations")
+def reap_stale_generations() -> list[int]:
+    from calibration.generation import generations_reap_stale
+
+    return generations_reap_stale()
+
+
 @worker_ready.connect
 def decide_sandbox(**kwargs) -> None:
     """The worker decides its CASA sandbox once, at start, and records it for /health/."""
@@ -37,7 +48,8 @@ def decide_sandbox(**kwargs) -> None:
 def ingest_execute(ingest_id: int) -> str:
     from calibration.ingest import ingest_execute as ingest_execute_service
 
-    return ingest_execute_service(ingest_id).status
+    ingest = ingest_execute_service(ingest_id)
+    return ingest.status if ingest is not None else "GONE"
 
 
 @shared_task(name="calibration.tasks.reap_stale_ingests")

@@ -6,14 +6,28 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from assignments.datafiles import (
+    UnsafePath,
+    from_data_root,
+    open_confined,
+    public_message,
+    stat_confined,
+    tail_confined,
+)
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
-from assignments.services import PathOutsideDataRoot, eb_folder, inside_data_root
 from calibration import generation, services
 from calibration.models import Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
@@ -49,7 +63,7 @@ def eb_page(request: HttpRequest, pk: int) -> HttpResponse:
         "runs": eb.runs.select_related("script_version", "created_by")[:20],
         "generation": _generation_to_show(eb, versions),
         "can_work": may_work_on(request.user, eb.mous),
-        "flag_versions": services.flag_versions(eb) if eb_folder(eb).exists() else {},
+        "flag_versions": services.flag_versions(eb),
         "raw_separate": raw_data_is_separate(eb),
     }
     return render(request, "calibration/eb.html", context)
@@ -164,7 +178,14 @@ def eb_products(request: HttpRequest, pk: int) -> HttpResponse:
         latest.setdefault(product.relpath, product)
     rows = sorted(latest.values(), key=lambda p: p.relpath)
     for product in rows:  # a later run may have removed what an earlier one made
-        product.on_disk = product.path.exists()
+        product.refused = ""
+        try:
+            stat_confined(product.relpath, base=_run_base(product.run))
+            product.on_disk = True
+        except UnsafePath as exc:  # a link the script planted: listed, never linked or served
+            product.on_disk, product.refused = False, public_message(exc)
+        except OSError:
+            product.on_disk = False
     context = {
         "eb": eb,
         "mous": eb.mous,
@@ -200,11 +221,12 @@ def _serve_product(request: HttpRequest, product: Product) -> FileResponse:
     if product.kind not in SERVED_KINDS:
         raise Http404("only plots, text, logs and FITS files are served; tables stay on the worker side")
     try:
-        path = inside_data_root(product.path)
-    except PathOutsideDataRoot:
-        raise Http404("not under DATA_ROOT") from None
-    if not path.is_file():
-        raise Http404(f"{product.relpath} is no longer on disk: a later run removed it")
+        handle = open_confined(product.relpath, base=_run_base(product.run))
+    except UnsafePath as exc:
+        return _forbidden(product.relpath, exc)
+    except OSError:
+        raise Http404(f"{product.relpath} is no longer on disk: a later run removed it") from None
+    path = Path(product.relpath)
     text = product.kind in (Product.Kind.TXT, Product.Kind.LOG)
     if product.kind == Product.Kind.PNG:
         content_type = "image/png"
@@ -213,9 +235,7 @@ def _serve_product(request: HttpRequest, product: Product) -> FileResponse:
     else:
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     download = request.GET.get("download") == "1" or product.kind == Product.Kind.FITS
-    response = FileResponse(
-        path.open("rb"), as_attachment=download, filename=path.name, content_type=content_type
-    )
+    response = FileResponse(handle, as_attachment=download, filename=path.name, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "no-cache"  # the same path link serves a re-run's new file
     if text:
@@ -353,19 +373,32 @@ def run_status_data(run: Run) -> dict:
             }
             for s in steps
         ],
-        "log_tail": _tail(Path(run.folder) / run.output_log_name),
+        "log_tail": _log_tail(run),
     }
 
 
-def _tail(path: Path) -> str:
+def _log_tail(run: Run) -> str:
+    """The end of the run's output log; a planted link or FIFO is named, never read."""
     try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - LOG_TAIL_BYTES))
-            return handle.read().decode("utf-8", errors="replace")
+        data = tail_confined(run.output_log_name, base=_run_base(run), size=LOG_TAIL_BYTES)
+    except UnsafePath as exc:
+        return f"[{run.output_log_name} is not shown: {public_message(exc)}]"
     except OSError:
         return ""
+    return data.decode("utf-8", errors="replace")
+
+
+def _run_base(run: Run) -> Path:
+    """The run's folder, the only place its files are read from (UnsafePath when outside DATA_ROOT)."""
+    return from_data_root(run.folder)
+
+
+def _forbidden(name: str, exc: UnsafePath) -> HttpResponse:
+    response = HttpResponseForbidden(
+        f"{name} is not served: {public_message(exc)}.\n", content_type="text/plain; charset=utf-8"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @login_required
@@ -415,10 +448,16 @@ def run_log(request: HttpRequest, pk: int, which: str) -> FileResponse:
     name = {"casa": run.casa_log_name, "output": run.output_log_name}.get(which)
     if name is None:
         raise Http404("logs are 'casa' or 'output'")
-    path = Path(run.folder) / name
-    if not path.is_file():
-        raise Http404(f"{name} does not exist (yet)")
-    return FileResponse(path.open("rb"), content_type="text/plain; charset=utf-8")
+    try:
+        handle = open_confined(name, base=_run_base(run))
+    except UnsafePath as exc:
+        return _forbidden(name, exc)
+    except OSError:
+        raise Http404(f"{name} does not exist (yet)") from None
+    response = FileResponse(handle, filename=name, content_type="text/plain; charset=utf-8")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @login_required

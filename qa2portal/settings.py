@@ -207,7 +207,10 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 BROKER_DIR = VAR_DIR / "broker"
 CASA_STEP_WALLCLOCK_LIMIT = env_int("CASA_STEP_WALLCLOCK_LIMIT", 6 * 3600)
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CASA_STEP_WALLCLOCK_LIMIT + 600)
+# A whole run (all its steps) is one Celery task: its own limit, enforced by the run engine;
+# Celery's limits and the visibility timeout derive from it, so Celery never cuts a run short.
+CASA_RUN_WALLCLOCK_LIMIT = env_int("CASA_RUN_WALLCLOCK_LIMIT", 48 * 3600)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CASA_RUN_WALLCLOCK_LIMIT + 600)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
@@ -235,8 +238,8 @@ CELERY_TASK_ACKS_LATE = True
 # Redeliver when a worker child dies; the run engine caps attempts itself (Celery has no cap).
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = CASA_STEP_WALLCLOCK_LIMIT + 300  # backstop: the runner enforces the limit
-CELERY_TASK_SOFT_TIME_LIMIT = CASA_STEP_WALLCLOCK_LIMIT + 120
+CELERY_TASK_TIME_LIMIT = CASA_RUN_WALLCLOCK_LIMIT + 300  # backstop: the engine enforces the limits
+CELERY_TASK_SOFT_TIME_LIMIT = CASA_RUN_WALLCLOCK_LIMIT + 120
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30
 CELERY_TASK_TRACK_STARTED = True
@@ -247,9 +250,16 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CASA_QUEUE = env_str("CASA_QUEUE", "casa")
-CELERY_TASK_ROUTES = {"calibration.tasks.*": {"queue": CASA_QUEUE}}
+# Only the tasks that run CASA take a casa slot; the reapers and sweeps stay on `default`, so
+# they still run when every casa slot is busy (or stuck).
+CASA_TASKS = ("run_execute", "script_generate", "ingest_execute")
+CELERY_TASK_ROUTES = {
+    **{f"calibration.tasks.{name}": {"queue": CASA_QUEUE} for name in CASA_TASKS},
+    "calibration.tasks.*": {"queue": CELERY_TASK_DEFAULT_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "calibration.tasks.reap_stale_runs", "schedule": 30.0},
+    "reap-stale-generations": {"task": "calibration.tasks.reap_stale_generations", "schedule": 60.0},
     "reap-stale-ingests": {"task": "calibration.tasks.reap_stale_ingests", "schedule": 60.0},
 }
 WORKER_QUEUES = env_list("WORKER_QUEUES", "default,casa")  # what `run_embedded` consumes

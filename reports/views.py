@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -304,7 +304,10 @@ def figure_json(request: HttpRequest, pk: int, topic: str, name: str) -> HttpRes
     diagnostic = _choose(diagnostics, request.GET.get("diag"))
     if diagnostic is None or "cannot_assess" in diagnostic.summary:
         raise Http404("nothing to plot for this run and topic")
-    fig = build(diagnostic, _params(diagnostic, request))
+    try:
+        fig = build(diagnostic, _params(diagnostic, request))
+    except artifacts.ArtifactUnavailable as exc:  # missing, or a file the run planted
+        return JsonResponse({"error": str(exc)}, status=403 if exc.refused else 404)
     return HttpResponse(pio.to_json(fig), content_type="application/json")
 
 

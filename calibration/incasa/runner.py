@@ -1,16 +1,22 @@
 """Run the chosen steps of an ALMA-style script inside one CASA interpreter.
 
-Started by calibration.casa (cwd = the run folder) with the path of a JSON spec:
-    {"script": "<file>", "steps": [[0, "Import of the ASDM"], ...], "casa_log": "<file>",
-     "exclude": ["<files the worker writes>"]}
+Started by calibration.casa (cwd = the run folder). The worker sends its request on stdin
+(main_from_stdin): the script's text, the spec, the fd of the event pipe and the run's
+nonce; stdin is then closed, so the script reads none of it again, and nothing of it is a
+file in the folder the script could change. The spec:
+    {"script": "<file name>", "steps": [[0, "Import of the ASDM"], ...], "casa_log": "<file>",
+     "exclude": ["<files the worker writes>"], "diagnostics_dir": "<folder>"}
+A runner started by hand takes the path of a spec file instead (main; events on stdout).
 The script is compiled once and executed once per step with `mysteps = [N]` in one
 namespace, so variables survive between steps as at the CASA prompt. Each step reports
-start / end (with error and traceback) / products as events on stdout.
+start / end (with error and traceback) / products as events (calibration.incasa.events).
 """
 
 import ast
 import functools
 import json
+import linecache
+import os
 import re
 import sys
 import time
@@ -19,7 +25,7 @@ from pathlib import Path
 
 from casatasks import casalog
 
-from calibration.incasa import compat, products
+from calibration.incasa import compat, events, products
 from calibration.incasa.events import emit
 
 # Tasks whose output must exist afterwards: CASA often logs SEVERE and returns instead of raising.
@@ -127,7 +133,23 @@ def severe_lines(log: Path, offset: int) -> tuple[list[str], int]:
 
 
 def main(spec_path: str) -> int:
+    """By hand: the spec is a file (excluded from the products), the script a file beside it."""
     spec = json.loads(Path(spec_path).read_text())
+    spec["exclude"] = [*spec.get("exclude", []), Path(spec_path).name]
+    return run(spec, (Path.cwd() / spec["script"]).read_text())
+
+
+def main_from_stdin() -> int:
+    """From the worker: read the request, close stdin, open the event channel, run."""
+    request = json.loads(sys.stdin.read())
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    events.open_channel(int(request.pop("event_fd")), str(request.pop("nonce")))
+    return run(request["spec"], request["script"])
+
+
+def run(spec: dict, script_text: str) -> int:
     folder = Path.cwd()
     casa_log = folder / spec["casa_log"]
     casalog.setlogfile(str(casa_log))
@@ -137,10 +159,13 @@ def main(spec_path: str) -> int:
     for name in compat.casatasks_names():
         ns[name] = wrap_task(name, ns[name], state)
     ns["__qa2_version_check__"] = version_check
-    script = folder / spec["script"]
-    tree = VersionChecks().visit(ast.parse(script.read_text(), filename=spec["script"]))
+    # The text the worker sent is what runs (the copy in the folder is for the reducer);
+    # linecache lets tracebacks quote its lines.
+    lines = script_text.splitlines(keepends=True)
+    linecache.cache[spec["script"]] = (len(script_text), None, lines, spec["script"])
+    tree = VersionChecks().visit(ast.parse(script_text, filename=spec["script"]))
     code = compile(ast.fix_missing_locations(tree), spec["script"], "exec")
-    exclude = set(spec.get("exclude", [])) | {spec["casa_log"], Path(spec_path).name}
+    exclude = set(spec.get("exclude", [])) | {spec["casa_log"]}
     before = products.snapshot(folder, exclude)
     log_offset = casa_log.stat().st_size if casa_log.exists() else 0
     emit("runner_start", casa=compat.casatools.version_string())

@@ -450,7 +450,17 @@ def test_the_reaper_fails_an_ingest_whose_worker_died_and_removes_its_staging(se
     staging = ingest.staging_folder(item)
     staging.mkdir(parents=True)
     (staging / "half.dat").write_bytes(b"x" * 100)
+    uploads = ingest.upload_dir()
+    uploads.mkdir(parents=True, exist_ok=True)
+    long_ago = time.time() - settings.INGEST_STALE_AFTER_SECONDS - 5
+    for name in ("cut.part", "orphan.upload", "streaming.part", "queued.upload"):
+        (uploads / name).write_bytes(b"x")
+    for name in ("cut.part", "orphan.upload", "queued.upload"):
+        os.utime(uploads / name, (long_ago, long_ago))
+    DataIngest.objects.filter(pk=fresh.pk).update(upload_name="queued.upload")
     assert ingest.ingests_reap_stale() == [item.pk]
+    # Abandoned uploads go; one still being written and one an active ingest will read stay.
+    assert uploads_left() == ["queued.upload", "streaming.part"]
     item.refresh_from_db()
     assert item.status == "FAILED" and "the worker stopped during the ingest" in item.error
     assert not staging.exists() and raw_entries(eb) == []

@@ -1,10 +1,23 @@
-"""`make run`: set up the embedded mode and run the web server and a Celery worker together."""
+"""`make run`: set up the embedded mode, then run the web server and a Celery worker together.
 
+The command supervises its children: each runs in a process group of its own (so a Ctrl-C
+in the terminal reaches only this command, which then stops them in order), a worker that
+dies is restarted with a back-off while the web server keeps serving, and on exit every
+child's whole group is stopped, so nothing (pool processes, the beat) outlives it. The beat
+(run reaper, JIRA sweep) is a child of its own that follows the worker: it stops when the
+worker dies and starts again with it, so it never queues work that nothing runs; and like
+every child it dies with the supervisor, even on kill -9 (a `worker -B` beat outlived it).
+Everything an instance writes is under its QA2_VAR_DIR, and its worker's node name carries
+its port: two instances with different PORT and QA2_VAR_DIR share nothing.
+"""
+
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -13,6 +26,13 @@ from django.core.management.base import BaseCommand, CommandError
 
 from assignments.services import ensure_demo_accounts
 from calibration import casa
+
+# A worker that dies is restarted after 1, 2, 4, ... s, at most this long; the back-off starts
+# over once a worker has run for STABLE_SECONDS.
+MAX_BACKOFF_SECONDS = 30.0
+STABLE_SECONDS = 60.0
+# On exit, how long each child gets to finish (a worker finishes its current task first).
+STOP_GRACE_SECONDS = 40.0
 
 
 class Command(BaseCommand):
@@ -40,58 +60,176 @@ class Command(BaseCommand):
         self.stdout.write(f"CASA {info['casatools']} ready ({info['total_seconds']:.1f} s to start)")
         if not skip_demo_data and "make_demo_data" in _commands():
             call_command("make_demo_data")
-        self._serve(host, port, concurrency)
-
-    def _serve(self, host: str, port: int, concurrency: int) -> None:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "qa2portal",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "-Q",
-                ",".join(settings.WORKER_QUEUES),
-                "-c",
-                str(concurrency),
-                "-n",
-                "embedded@%h",
-                # An embedded beat schedules the run reaper and the JIRA outbox sweep.
-                "-B",
-                "-s",
-                str(settings.VAR_DIR / "celerybeat-schedule"),
-            ],
-            cwd=settings.BASE_DIR,
+        web = Child("web server", web_command(host, port, settings.VAR_DIR), restart=False)
+        worker = Child("worker", worker_command(port, concurrency), restart=True)
+        beat = Child("beat", beat_command(settings.VAR_DIR), restart=True, follows="worker")
+        Supervisor([web, worker, beat], self.say).run(
+            f"qa2portal is up: http://{host}:{port}/  (Ctrl-C stops it)"
         )
-        web = subprocess.Popen(web_command(host, port, settings.VAR_DIR), cwd=settings.BASE_DIR)
-        children = [worker, web]
-        stopping = False
-
-        def stop(signum, frame) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        self.stdout.write(self.style.SUCCESS(f"qa2portal is up: http://{host}:{port}/  (Ctrl-C stops it)"))
-        self.stdout.flush()
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + 40
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if not stopping:
-            raise CommandError("the web server or the worker exited; see the output above")
         self.stdout.write("stopped")
+
+    def say(self, text: str) -> None:
+        self.stdout.write(text)
+        self.stdout.flush()
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    restart: bool  # restart when it dies (the worker); otherwise its death stops everything
+    follows: str = ""  # the child it stops and restarts with (the beat follows the worker)
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    backoff: float = 1.0
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=settings.BASE_DIR,
+            # Its own process group: killpg() reaches its pool processes and the embedded beat,
+            # and the terminal's Ctrl-C reaches only the supervisor.
+            start_new_session=True,
+            # Should the supervisor itself be killed (kill -9), the kernel kills the child too.
+            preexec_fn=casa.die_with_parent,
+        )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], say) -> None:
+        self.children = children
+        self.say = say
+        self.signals = 0
+
+    def on_signal(self, signum, frame) -> None:
+        self.signals += 1  # the first stops gracefully, a second one kills at once
+
+    def run(self, up_message: str) -> None:
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGTERM, self.on_signal)
+        for child in self.children:
+            self.start(child)
+        self.say(up_message)
+        failed = None
+        try:
+            while not self.signals and failed is None:
+                failed = self.tick()
+                time.sleep(0.2)
+        finally:
+            self.stop_all()
+        if failed is not None:
+            raise CommandError(f"the {failed.name} exited; see the output above")
+
+    def start(self, child: Child) -> None:
+        child.start()
+        self.say(f"[run_embedded] {child.name} started: pid {child.proc.pid}")
+
+    def tick(self) -> Child | None:
+        """Notice dead children and restart the ones due; the child that ends the run, if any."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None:
+                code, ran = child.proc.returncode, now - child.started_at
+                kill_group(child.proc.pid)  # what it left behind, e.g. its pool processes
+                child.proc = None
+                if not child.restart:
+                    self.say(f"[run_embedded] {child.name} exited ({describe(code)}) after {ran:.0f} s")
+                    return child
+                if ran >= STABLE_SECONDS:
+                    child.backoff = 1.0
+                child.restart_at = now + child.backoff
+                self.say(
+                    f"[run_embedded] {child.name} exited ({describe(code)}) after {ran:.0f} s; "
+                    f"restarting it in {child.backoff:.0f} s"
+                )
+                for follower in self.children:
+                    if follower.follows == child.name and follower.running():
+                        self.say(f"[run_embedded] {follower.name} stopped until the {child.name} is back")
+                        stop(follower, grace=5.0)
+                        follower.proc = None
+                    if follower.follows == child.name:
+                        follower.restart_at = child.restart_at
+                child.backoff = min(child.backoff * 2, MAX_BACKOFF_SECONDS)
+            elif child.proc is None and child.restart_at is not None and now >= child.restart_at:
+                self.start(child)
+        return None
+
+    def stop_all(self) -> None:
+        """Stop every child: SIGTERM to its leader (gunicorn and Celery shut their own processes
+        down gracefully), a wait, then SIGKILL to its whole group. A second Ctrl-C cuts the wait."""
+        started = [c for c in self.children if c.proc is not None]
+        for child in started:
+            if child.running():
+                child.proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in started:
+            stop(child, grace=max(0.0, deadline - time.monotonic()), cut_short=lambda: self.signals >= 2)
+            if child.proc.returncode == -signal.SIGKILL:
+                self.say(f"[run_embedded] {child.name} did not stop in time: killed")
+
+
+def stop(child: Child, grace: float, cut_short=lambda: False) -> None:
+    """SIGTERM `child`, give it `grace` seconds, then SIGKILL its whole process group."""
+    if child.running():
+        child.proc.terminate()
+    deadline = time.monotonic() + grace
+    while child.running() and time.monotonic() < deadline and not cut_short():
+        time.sleep(0.1)
+    kill_group(child.proc.pid)
+    child.proc.wait()
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is already empty
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def describe(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
+
+
+def worker_command(port: int, concurrency: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "qa2portal",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "-Q",
+        ",".join(settings.WORKER_QUEUES),
+        "-c",
+        str(concurrency),
+        # The port keeps two instances' node names apart (on a shared broker they would clash).
+        "-n",
+        f"embedded-{port}@%h",
+    ]
+
+
+def beat_command(var_dir: Path) -> list[str]:
+    """Celery beat (run reaper, JIRA sweep) with its schedule under this instance's var/."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "qa2portal",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "-s",
+        str(var_dir / "celerybeat-schedule"),
+    ]
 
 
 def web_command(host: str, port: int, var_dir: Path) -> list[str]:
