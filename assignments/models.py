@@ -592,4 +592,6 @@ class Assignment(models.Model):
 
 
 # JIRA rows (webhook deliveries, comment outbox) live in their own module of this app.
+# API tokens (stored hashed) and failed sign-in counters: assignments/auth.py.
+from assignments.auth import ApiToken, LoginFailure  # noqa: E402, F401
 from assignments.jira.models import JiraAccount, OutboxComment, WebhookDelivery  # noqa: E402, F401

@@ -3,12 +3,16 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from assignments.auth import ThrottledAuthenticationForm
 from qa2portal import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health_page, name="health"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    # The form says when too many failed sign-ins locked the user name (assignments/auth.py).
+    path(
+        "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/health/", views.health_api, name="api-health"),

@@ -122,6 +122,26 @@ class MousEditInputSerializer(serializers.ModelSerializer):
         fields = [*EDITABLE_FIELDS, "version"]
         extra_kwargs = {name: {"required": False} for name in EDITABLE_FIELDS}
 
+    def validate(self, attrs: dict) -> dict:
+        # DRF drops fields it does not know; a client sending `state` or `id` would believe it
+        # changed them. Name them instead (400), and change nothing.
+        sent = self.initial_data.keys() if hasattr(self.initial_data, "keys") else ()
+        refused = sorted(set(sent) - set(self.fields))
+        if refused:
+            raise serializers.ValidationError(
+                {
+                    name: "This field cannot be edited here (state moves: POST transition/)."
+                    if name == "state"
+                    else "This field cannot be edited here."
+                    for name in refused
+                }
+            )
+        if not set(attrs) - {"version"}:
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Send at least one field to edit: {', '.join(EDITABLE_FIELDS)}."]}
+            )
+        return attrs
+
 
 class TransitionInputSerializer(serializers.Serializer):
     to = serializers.ChoiceField(

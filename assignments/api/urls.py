@@ -1,7 +1,6 @@
 """/api/ routes of the assignments app (mounted by qa2portal/urls.py)."""
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from assignments.api import views
@@ -15,6 +14,6 @@ router.register("assignments", views.AssignmentViewSet, basename="assignment")
 router.register("audit", views.StateChangeViewSet, basename="statechange")
 
 urlpatterns = [
-    path("token/", obtain_auth_token, name="api-token"),
+    path("token/", views.TokenView.as_view(), name="api-token"),
     *router.urls,
 ]

@@ -2,18 +2,29 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers as drf_serializers
 from rest_framework import status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from assignments import services
 from assignments.api import serializers as s
+from assignments.auth import (
+    ApiToken,
+    HashedTokenAuthentication,
+    client_address,
+    lockout_message,
+    login_locked_for,
+    token_issue,
+)
 from assignments.forms import PAGE_SIZES, WhiteboardFilter
 from assignments.models import (
     Assignment,
@@ -40,7 +51,7 @@ class AssignmentsApiMixin:
     """Token first, so an anonymous request is answered 401 with a WWW-Authenticate header
     (with SessionAuthentication first DRF can only say 403); domain errors -> HTTP codes."""
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
     pagination_class = Pagination
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -82,6 +93,11 @@ def expected_version(request: Request, body_version: int | None) -> int | None:
             {"If-Match": f"If-Match must be the ETag of the MOUS, e.g. '\"3\"', got {header[:40]!r}."}
         )
     return version
+
+
+def _version_required(what: str) -> Response:
+    body = {"detail": f'Send If-Match: "<version>" (the ETag) or `version` with {what}.'}
+    return Response(body, status=status.HTTP_428_PRECONDITION_REQUIRED)
 
 
 def _with_etag(response: Response, mous: Mous) -> Response:
@@ -171,26 +187,36 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
         version = expected_version(request, changes.pop("version", None))
         if version is None:
             # Without the version an edit could silently overwrite another DRM's edit.
-            body = {"detail": 'Send If-Match: "<version>" (the ETag) or `version` with an edit.'}
-            return Response(body, status=status.HTTP_428_PRECONDITION_REQUIRED)
+            return _version_required("an edit")
         services.mous_edit(mous=mous, by=request.user, expected_version=version, changes=changes)
         return self._answer(mous)
 
     @extend_schema(
         request=s.TransitionInputSerializer,
-        responses={200: s.MousSerializer, 409: s.ConflictSerializer, 412: s.ConflictSerializer},
+        responses={
+            200: s.MousSerializer,
+            409: s.ConflictSerializer,
+            412: s.ConflictSerializer,
+            428: s.ConflictSerializer,
+        },
+        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
     )
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str) -> Response:
-        """Move the MOUS along the lifecycle; 409 with the allowed moves when the table forbids it."""
+        """Move the MOUS along the lifecycle; 409 with the allowed moves when the table forbids it.
+        Like an edit, a move names the version it was decided on (If-Match or `version`): 428
+        without it, 412 when the MOUS changed meanwhile (a QA2 decision on a stale page)."""
         mous = self.get_object()
         data = s.TransitionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        version = expected_version(request, data.validated_data.get("version"))
+        if version is None:
+            return _version_required("a move")
         mous.transition(
             data.validated_data["to"],
             by=request.user,
             note=data.validated_data["note"],
-            expected_version=expected_version(request, data.validated_data.get("version")),
+            expected_version=version,
             check_role=True,
         )
         return self._answer(mous)
@@ -309,3 +335,47 @@ class StateChangeViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
         queryset = StateChange.objects.select_related("changed_by")
         mous_id = id_param(self.request, "mous") if self.action == "list" else None
         return queryset if mous_id is None else queryset.filter(mous_id=mous_id)
+
+
+class TokenView(APIView):
+    """POST user name + password: a new API token, shown this once (only its sha256 is kept).
+    DELETE with `Authorization: Token <key>`: revoke that token.
+
+    Wrong passwords are counted per user name and address (assignments/auth.py): after
+    LOGIN_FAILURE_LIMIT of them the pair is refused with 429 for LOGIN_LOCKOUT_SECONDS, the
+    right password too."""
+
+    authentication_classes = [HashedTokenAuthentication]
+    serializer_class = AuthTokenSerializer
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if self.request.method == "DELETE" else []
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={
+            200: inline_serializer("IssuedToken", {"token": drf_serializers.CharField()}),
+            429: s.ConflictSerializer,
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        username = request.data.get("username") if hasattr(request.data, "get") else None
+        if isinstance(username, str) and username:
+            seconds = login_locked_for(username, client_address(request))
+            if seconds:
+                return Response(
+                    {"detail": lockout_message(seconds)},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(seconds)},
+                )
+        data = AuthTokenSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        return Response({"token": token_issue(data.validated_data["user"])})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            request.auth.delete()
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        raise ValidationError({"detail": "Send the token to revoke as Authorization: Token <key>."})

@@ -76,7 +76,8 @@ def delivery_accept(*, body: bytes, headers, remote_addr: str) -> Acceptance:
             len(body),
         )
         return Acceptance(401, "unauthorized")
-    identifier = headers.get("X-Atlassian-Webhook-Identifier") or "sha256:" + hashlib.sha256(body).hexdigest()
+    body_sha256 = hashlib.sha256(body).hexdigest()
+    identifier = headers.get("X-Atlassian-Webhook-Identifier") or "sha256:" + body_sha256
     kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
     kept.update({k: v for k, v in headers.items() if k.lower().startswith("x-atlassian-")})
     text = body.decode("utf-8", errors="replace")
@@ -89,6 +90,9 @@ def delivery_accept(*, body: bytes, headers, remote_addr: str) -> Acceptance:
         issue_key = str((payload.get("issue") or {}).get("key", ""))[:32]
     except ValueError as exc:
         reason = f"malformed JSON: {exc}"
+    except RecursionError:
+        # json.loads recurses once per nesting level: [[[[...]]]] 50,000 deep exhausts the stack.
+        reason = "malformed JSON: nested too deeply"
     status = WebhookDelivery.Status.REJECTED if reason else WebhookDelivery.Status.ACCEPTED
     try:
         with transaction.atomic():
@@ -98,6 +102,7 @@ def delivery_accept(*, body: bytes, headers, remote_addr: str) -> Acceptance:
                 issue_key=issue_key,
                 headers=kept,
                 body=text,
+                body_sha256=body_sha256,
                 status=status,
                 result=reason,
             )
@@ -105,9 +110,20 @@ def delivery_accept(*, body: bytes, headers, remote_addr: str) -> Acceptance:
                 transaction.on_commit(partial(_process_soon, delivery.pk), robust=True)
     except IntegrityError:
         # JIRA retried a delivery we already have (same identifier): count it, change nothing else.
-        WebhookDelivery.objects.filter(identifier=identifier[:128]).update(
+        # The same signed body under a new identifier is a replay (JIRA keeps the identifier on
+        # its retries): also counted on the original, never applied again, and logged.
+        counted = WebhookDelivery.objects.filter(identifier=identifier[:128]).update(
             duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now()
         )
+        if not counted:
+            WebhookDelivery.objects.filter(body_sha256=body_sha256).update(
+                duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now()
+            )
+            security_log.warning(
+                "jira webhook: a signed body already received came again under a new identifier %r from %s",
+                identifier[:80],
+                remote_addr,
+            )
         return Acceptance(200, "duplicate")
     if reason:
         return Acceptance(400, "rejected", delivery.pk)

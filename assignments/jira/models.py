@@ -24,6 +24,11 @@ class WebhookDelivery(models.Model):
     issue_key = models.CharField(max_length=32, blank=True, db_index=True)
     headers = models.JSONField(default=dict)
     body = models.TextField()
+    # sha256 of the raw body. A replay of a signed body under a new identifier is still the
+    # same body (JIRA puts a millisecond timestamp in every event, so two real events never
+    # share one): unique, so it is applied once for as long as the row is kept (rows are never
+    # purged). Empty only for rows from before this column whose body repeated an older one.
+    body_sha256 = models.CharField(max_length=64, blank=True, default="")
     received_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
     result = models.TextField(blank=True)
@@ -36,6 +41,13 @@ class WebhookDelivery(models.Model):
         ordering = ["-received_at", "-pk"]
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["status", "received_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["body_sha256"],
+                condition=~models.Q(body_sha256=""),
+                name="webhookdelivery_body_once",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event or '?'} {self.issue_key} ({self.identifier})"

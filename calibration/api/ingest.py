@@ -9,13 +9,14 @@ GET  /api/ingests/<id>/                         one ingest: status, progress, er
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from assignments.auth import HashedTokenAuthentication
 from assignments.models import ExecutionBlock
 from calibration import ingest, uploads
 from calibration.ingest_views import MAY_NOT, ingest_status_data
@@ -54,7 +55,7 @@ class PathInputSerializer(serializers.Serializer):
 
 
 class IngestApiMixin:
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
 
     def require_may_ingest(self, request: Request) -> None:
         if not ingest.may_ingest(request.user):

@@ -5,13 +5,14 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from assignments.auth import HashedTokenAuthentication
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import NOT_YOURS, may_work_on
 from calibration import generation, services
@@ -21,7 +22,7 @@ from qa2portal.api import id_param
 
 
 class CalibrationApiMixin:
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
 
     def require_worker(self, mous: Mous) -> None:
         # DRF's own PermissionDenied keeps the message in the 403 body (Django's would not).

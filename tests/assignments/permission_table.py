@@ -66,11 +66,23 @@ ROUTES = {
     ],
     "mous-transition": [
         api(
-            other=403, own=200, drm=200, method="post", kwargs=by_pk, data=lambda w, m: {"to": "CALIBRATING"}
+            other=403,
+            own=200,
+            drm=200,
+            method="post",
+            kwargs=by_pk,
+            data=lambda w, m: {"to": "CALIBRATING", **_version(w, m)},
         ),
         # ASSIGNED -> NEW is a DRM move (refused to the reducer even on their own MOUS); the
         # DRM gets 400 because NEW needs the reducer unassigned first.
-        api(other=403, own=403, drm=400, method="post", kwargs=by_pk, data=lambda w, m: {"to": "NEW"}),
+        api(
+            other=403,
+            own=403,
+            drm=400,
+            method="post",
+            kwargs=by_pk,
+            data=lambda w, m: {"to": "NEW", **_version(w, m)},
+        ),
     ],
     "mous-assign": [
         manager_only(200, method="post", kwargs=by_pk, data=lambda w, m: {"reducer": w.drm.user.username})

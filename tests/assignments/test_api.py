@@ -1,9 +1,9 @@
 """REST API: filters, verbs, 409/412/428 answers, bad input changing nothing, token auth, schema."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from assignments.auth import token_issue
 from assignments.models import Mous, MousState, StateChange
 from tests.factories import MousFactory
 
@@ -60,7 +60,9 @@ def test_detail_sends_the_version_as_etag(world, as_user):
 def test_illegal_transition_answers_409_with_allowed_moves_and_changes_nothing(world, as_user):
     before = _snapshot(world.own)
 
-    answer = as_user(world.drm).post(f"/api/mous/{world.own.pk}/transition/", {"to": "DELIVERED"})
+    answer = as_user(world.drm).post(
+        f"/api/mous/{world.own.pk}/transition/", {"to": "DELIVERED", "version": world.own.version}
+    )
 
     assert answer.status_code == 409
     assert answer.json()["allowed"] == ["BLOCKED", "CALIBRATING", "NEW"]
@@ -78,7 +80,10 @@ def test_unknown_state_answers_400(world, as_user):
 def test_transition_with_stale_if_match_answers_412(world, as_user):
     api = as_user(world.reducer)
     stale = world.own.version
-    assert api.post(f"/api/mous/{world.own.pk}/transition/", {"to": "CALIBRATING"}).status_code == 200
+    moved = api.post(
+        f"/api/mous/{world.own.pk}/transition/", {"to": "CALIBRATING"}, headers={"If-Match": f'"{stale}"'}
+    )
+    assert moved.status_code == 200
     before = _snapshot(world.own)
 
     answer = api.post(
@@ -172,11 +177,11 @@ def test_create_mous_validates_uids_and_registers_ebs(world, as_user):
 
 
 def test_token_authentication_works_and_anonymous_gets_401(world):
-    token = Token.objects.create(user=world.drm.user)
+    token = token_issue(world.drm.user)
     api = APIClient()
 
     anonymous = api.get("/api/mous/")
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     with_token = api.get("/api/mous/")
 
     assert anonymous.status_code == 401

@@ -72,18 +72,22 @@ def _reviewing_mous(world) -> Mous:
 
 def test_two_simultaneous_qa2_decisions_exactly_one_wins(world):
     mous = _reviewing_mous(world)
+    seen = mous.version
     second_drm = DrmFactory()
     api = APIClient()
     api.force_login(second_drm.user)
 
     answer, blocked = _race(
         hold=lambda: Mous.objects.get(pk=mous.pk).transition(MousState.QA2_PASS, by=world.drm.user),
-        compete=lambda: api.post(f"/api/mous/{mous.pk}/transition/", {"to": "QA2_FAIL"}, format="json"),
+        compete=lambda: api.post(
+            f"/api/mous/{mous.pk}/transition/", {"to": "QA2_FAIL", "version": seen}, format="json"
+        ),
     )
 
     assert blocked, "the second decision did not wait for the first one's row lock"
-    assert answer.status_code == 409
-    assert answer.json()["current"] == "QA2_PASS" and answer.json()["allowed"] == ["DELIVERING"]
+    # Both DRMs decided on the same version; the second finds it changed under the lock.
+    assert answer.status_code == 412
+    assert answer.json()["version"] == seen + 1
     mous.refresh_from_db()
     assert mous.state == MousState.QA2_PASS
     decisions = StateChange.objects.filter(mous=mous, old_state=MousState.REVIEWING)

@@ -90,6 +90,7 @@ def test_webhook_accept_rate():
         "DEBUG": "0",  # production shape: no query log growing in memory
         "SECRET_KEY": "bench-only-" + uuid.uuid4().hex * 2,
         "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",  # plain HTTP on loopback (production redirects to HTTPS)
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "qa2portal.wsgi", "-b", f"127.0.0.1:{port}",

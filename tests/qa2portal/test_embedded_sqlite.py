@@ -26,16 +26,16 @@ PARALLEL = 20
 SETUP = """
 import django; django.setup()
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from assignments.auth import token_issue
 from assignments.models import Project
 from assignments.services import ensure_demo_accounts
 drm = next(a for a in ensure_demo_accounts() if a.role == "drm")
-token, _ = Token.objects.get_or_create(user=get_user_model().objects.get(username=drm.username))
+user = get_user_model().objects.get(username=drm.username)
 Project.objects.create(code="2019.1.00042.S", title="concurrency", cycle=7)
 from django.test import Client
 browser = Client()
-browser.force_login(token.user)
-print("TOKEN", token.key)
+browser.force_login(user)
+print("TOKEN", token_issue(user))
 print("SESSION", browser.cookies["sessionid"].value)
 """
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from assignments.auth import token_issue
 from assignments.models import Project
 from tests.factories import DrmFactory, UserFactory
 
@@ -25,8 +25,7 @@ def debug(request, settings) -> bool:
 @pytest.fixture
 def api(db) -> Client:
     drm = DrmFactory(user=UserFactory(username="errdrm"), initials="ED")
-    token = Token.objects.create(user=drm.user)
-    return Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {token.key}")
+    return Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {token_issue(drm.user)}")
 
 
 def post_json(api: Client, path: str, body: bytes):
