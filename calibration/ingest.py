@@ -538,6 +538,8 @@ def publish(ingest: DataIngest, dataset: Path, kind: str, summary: dict) -> None
                 raise IngestFailed(f"{RAW}/{name} already exists in {eb.folder_name}; nothing was changed")
             os.rename(dataset, target)
             renamed = True
+            # Before DONE is visible: whoever sees it present finds no staging folder or upload.
+            _clean(ingest)
             locked_eb.data_name = f"{RAW}/{name}"
             locked_eb.data_status = ExecutionBlock.DataStatus.PRESENT
             locked_eb.save(update_fields=["data_name", "data_status"])
@@ -558,6 +560,7 @@ def publish(ingest: DataIngest, dataset: Path, kind: str, summary: dict) -> None
             )
     except BaseException:
         if renamed:  # the database said no: the data goes back to staging, to be removed
+            dataset.parent.mkdir(parents=True, exist_ok=True)
             os.rename(target, dataset)
         raise
 
@@ -605,6 +608,7 @@ def ingest_execute(ingest_id: int) -> DataIngest | None:
     # A redelivered task (its worker died) starts over from an empty staging folder.
     _clean_staging_only(ingest)
     staging = staging_folder(ingest)
+    failure: str | None = None
     try:
         _set_status(ingest, ingest.status, DataIngest.Status.COPYING, started_at=now, heartbeat_at=now)
         staging.mkdir(parents=True)
@@ -631,11 +635,13 @@ def ingest_execute(ingest_id: int) -> DataIngest | None:
     except IngestStopped:
         pass
     except IngestFailed as exc:
-        _fail(ingest, str(exc))
+        failure = str(exc)
     except Exception as exc:  # disk full, permissions, a bug: still one sentence, still nothing left
-        _fail(ingest, f"the ingest stopped: {type(exc).__name__}: {exc}")
+        failure = f"the ingest stopped: {type(exc).__name__}: {exc}"
     finally:
-        _clean(ingest)
+        _clean(ingest)  # before FAILED is visible: whoever sees it finds nothing left
+    if failure is not None:
+        _fail(ingest, failure)
     ingest.refresh_from_db()
     return ingest
 
