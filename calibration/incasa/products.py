@@ -37,7 +37,10 @@ def snapshot(folder: Path, exclude: set[str]) -> Snapshot:
             sub = root_path / name
             if name in SKIP_NAMES:
                 continue
-            if is_table(sub) or name.endswith(".flagversions"):
+            if sub.is_symlink():  # a link is an entry of its own, never followed
+                st = sub.lstat()
+                entries[str(sub.relative_to(folder))] = (st.st_mtime_ns, st.st_size)
+            elif is_table(sub) or name.endswith(".flagversions"):
                 entries[str(sub.relative_to(folder))] = _dir_stamp(sub)
             else:
                 keep.append(name)
@@ -46,7 +49,7 @@ def snapshot(folder: Path, exclude: set[str]) -> Snapshot:
             rel = str((root_path / name).relative_to(folder))
             if rel in exclude:
                 continue
-            st = (root_path / name).stat()
+            st = (root_path / name).lstat()  # a dangling link is not an error
             entries[rel] = (st.st_mtime_ns, st.st_size)
     return entries
 
@@ -58,6 +61,8 @@ def changed(before: Snapshot, after: Snapshot) -> list[str]:
 def classify(folder: Path, relpath: str) -> dict[str, object]:
     path = folder / relpath
     kind, viscal = "other", ""
+    if path.is_symlink():  # reported as it is; the worker refuses it as a product
+        return {"relpath": relpath, "kind": kind, "viscal": viscal, "size": path.lstat().st_size}
     if path.is_dir():
         if relpath.endswith(".flagversions"):
             kind = "flagversions"
