@@ -222,6 +222,7 @@ def test_ingest(celery_worker_process, worker_environment, settings, session_dat
             "DEBUG": "0",
             "SECRET_KEY": "bench-only-" + uuid.uuid4().hex * 2,
             "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "0",  # plain HTTP on loopback (production redirects to HTTPS)
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "qa2portal.wsgi", "-b", f"127.0.0.1:{port}",
