@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # models import nothing from here; keep this module free of m
     from assignments.models import ExecutionBlock, Mous
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Folders on the way down are only searched, never read: O_PATH needs no read permission.
+_WALK_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_MODES = {"rb": os.O_RDONLY, "r": os.O_RDONLY}
 _WRITE_MODES = {
     "wb": os.O_WRONLY | os.O_CREAT,
@@ -164,19 +166,19 @@ def _parent_fd(path: Path | str, base: Path, *, create_dirs: bool = False) -> It
     target, parts = _target(path, base)
     if not parts:
         raise UnsafePath(f"{path}: DATA_ROOT itself is not a file")
-    fd = os.open(data_root(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(data_root(), _WALK_FLAGS & ~os.O_NOFOLLOW)
     try:
         walked = data_root()
         for part in parts[:-1]:
             walked = walked / part
             try:
-                next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                next_fd = os.open(part, _WALK_FLAGS, dir_fd=fd)
             except FileNotFoundError:
                 if not create_dirs:
                     raise
                 with suppress(FileExistsError):
                     os.mkdir(part, 0o775, dir_fd=fd)
-                next_fd = _open_dir_or_refuse(fd, part, walked)
+                next_fd = _open_dir_or_refuse(fd, part, walked, flags=_WALK_FLAGS)
             except OSError as exc:
                 _refuse_if_not_a_folder(fd, part, walked, exc)
                 raise
@@ -187,9 +189,9 @@ def _parent_fd(path: Path | str, base: Path, *, create_dirs: bool = False) -> It
         os.close(fd)
 
 
-def _open_dir_or_refuse(fd: int, part: str, walked: Path) -> int:
+def _open_dir_or_refuse(fd: int, part: str, walked: Path, *, flags: int = _DIR_FLAGS) -> int:
     try:
-        return os.open(part, _DIR_FLAGS, dir_fd=fd)
+        return os.open(part, flags, dir_fd=fd)
     except OSError as exc:
         _refuse_if_not_a_folder(fd, part, walked, exc)
         raise

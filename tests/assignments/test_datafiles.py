@@ -225,3 +225,11 @@ def test_paths_are_stored_relative_to_data_root(data_root, run_folder, secret):
         from_data_root("/etc/passwd")
     with pytest.raises(UnsafePath):
         from_data_root("../outside")
+
+
+def test_a_base_relative_to_data_root_and_a_listing_of_data_root(data_root, run_folder):
+    base = "proj_uid___A001_X1_X2/Calibration_X3"  # as stored: relative to DATA_ROOT
+    assert read_confined("run1.output.txt", base=base) == b"line 1\nline 2\n"
+    assert [e.name for e in listdir_confined(base=data_root)] == ["proj_uid___A001_X1_X2"]
+    with pytest.raises(UnsafePath, match="DATA_ROOT itself"):
+        read_confined(data_root, base=data_root)
