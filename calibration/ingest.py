@@ -34,7 +34,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from assignments.models import ExecutionBlock, Person, person_of, user_is_manager
+from assignments.models import ExecutionBlock, user_may_ingest
 from assignments.services import eb_folder, inside_data_root
 from calibration import casa, rawdata
 from calibration.models import DataIngest, DataSummary
@@ -66,11 +66,8 @@ class IngestStopped(RuntimeError):
 
 # --- who -----------------------------------------------------------------------------------
 def may_ingest(user) -> bool:
-    """DRMs (and deputies) and data analysts bring data in (issue 10)."""
-    if user_is_manager(user):
-        return True
-    person: Person | None = person_of(user) if user is not None and user.is_authenticated else None
-    return person is not None and person.role == Person.Role.DATA_ANALYST
+    """DRMs (and deputies) and data analysts bring data in (issue 10): the intake rule."""
+    return user_may_ingest(user)
 
 
 # --- paths ---------------------------------------------------------------------------------
