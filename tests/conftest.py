@@ -159,6 +159,8 @@ def worker_environment(django_db_setup, django_db_blocker, session_data_root) ->
         "QA2_VAR_DIR": str(settings.VAR_DIR),
         # Data ingest reads only below these (tests put their sources in this session folder).
         "INGEST_ROOTS": str(session_data_root.parent / "ingest"),
+        # Small enough that the hostile-script tests' 16 GB allocation fails on any test machine.
+        "CASA_LIMIT_ADDRESS_SPACE_GB": "8",
     }
 
 

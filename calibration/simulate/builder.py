@@ -342,7 +342,7 @@ def build(spec: EbSpec, outdir: Path) -> dict[str, Any]:
     t0 = finish_skeleton(spec, skeleton, ms)
     _, _, _, tb = _tools()
     chan_freqs = subtables.fix_spectral_setup(tb, ms)
-    subtables.set_observation(tb, ms, spec.project, "uid://A002/Xsim/X1")
+    subtables.set_observation(tb, ms, spec.project, spec.eb_uid)
     geo = geometry(spec, ms, t0)
     lap("layout")
 

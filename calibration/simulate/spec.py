@@ -232,6 +232,13 @@ class EbSpec:
         data["faults"] = [f.to_dict() for f in self.faults]
         return data
 
+    @property
+    def eb_uid(self) -> str:
+        """The EB uid the MS names in its OBSERVATION table: read from an ALMA-style MS name
+        (uid___A002_Xsim01_X1.ms -> uid://A002/Xsim01/X1), so an ingest can check it."""
+        match = re.fullmatch(r"uid___(A\d+)_(X[0-9a-zA-Z]+)_(X[0-9a-zA-Z]+)\.ms", self.ms_name)
+        return "uid://{}/{}/{}".format(*match.groups()) if match else "uid://A002/Xsim/X1"
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=1)
 

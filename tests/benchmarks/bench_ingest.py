@@ -39,12 +39,12 @@ from calibration.simulate.build import cached_eb
 from tests.benchmarks.harness import median, report
 from tests.factories import ExecutionBlockFactory, MousFactory, PersonFactory
 
-SIM_UID = "uid://A002/Xsim/X1"  # what every simulated MS names as its EB
 ROUNDS = 2
 TIMEOUT = 1800
 RSS_GOAL_MB = 300
 REPO = Path(__file__).resolve().parents[2]
 PRESET = os.environ.get("BENCH_INGEST_PRESET", "alma-wide")  # `small` to try the benchmark quickly
+SIM_UID = presets.preset(PRESET).eb_uid  # the EB the simulated MS names in its OBSERVATION table
 
 
 def _new_eb() -> ExecutionBlock:

@@ -21,10 +21,11 @@ from assignments.models import ExecutionBlock, Person
 from assignments.services import eb_folder, mous_stage
 from calibration import ingest
 from calibration.models import DataIngest, DataSummary
+from calibration.simulate import presets
 from tests.factories import ExecutionBlockFactory, MousFactory, PersonFactory
 
-# Every simulated build says so in its OBSERVATION table ("ExecBlock uid://A002/Xsim/X1").
-SIM_UID = "uid://A002/Xsim/X1"
+# A simulated build names its EB in its OBSERVATION table ("ExecBlock <uid from the MS name>").
+SIM_UID = presets.small().eb_uid
 TIMEOUT = 300
 
 pytestmark = pytest.mark.django_db(transaction=True)
