@@ -84,6 +84,28 @@ def casa_check() -> Check:
     return Check("CASA", True, summary, info)
 
 
+def sandbox_check() -> Check:
+    """What the last worker to start decided about CASA's sandbox (casa.sandbox_decide)."""
+    state = casa.sandbox_state()
+    if state is None:
+        return Check(
+            "CASA sandbox", False, "no worker has started yet: the mode is decided at worker start", {}
+        )
+    details = {k: state[k] for k in ("requested", "mode", "binds", "limits", "error") if k in state}
+    if state.get("mode") != "bwrap":
+        summary = (
+            f"NONE: scripts run unsandboxed (CASA_SANDBOX={state.get('requested')}; "
+            "bubblewrap missing or unable to make namespaces)"
+        )
+        return Check("CASA sandbox", False, summary, details)
+    if not state.get("ok"):
+        return Check("CASA sandbox", False, f"bubblewrap does not start CASA: {state.get('error')}", details)
+    uid = settings.CASA_SANDBOX_UID
+    return Check(
+        "CASA sandbox", True, f"bubblewrap: uid {uid}, no network, read-only outside the run", details
+    )
+
+
 def data_root_check() -> Check:
     root = settings.DATA_ROOT
     try:
@@ -100,7 +122,7 @@ def data_root_check() -> Check:
 
 
 # The rows of the page, in order: add a check here.
-CHECKS: list[Callable[[], Check]] = [database_check, broker_check, casa_check, data_root_check]
+CHECKS: list[Callable[[], Check]] = [database_check, broker_check, casa_check, sandbox_check, data_root_check]
 
 
 def all_checks() -> list[Check]:

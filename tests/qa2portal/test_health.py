@@ -24,8 +24,9 @@ def test_demo_drm_logs_in_and_sees_the_health_page(
     expect(rows.filter(has_text="Database")).to_contain_text("postgresql reachable")
     expect(rows.filter(has_text="Broker and workers")).to_contain_text("redis broker up")
     expect(rows.filter(has_text="Broker and workers")).to_contain_text(celery_worker_process.name)
-    expect(rows.filter(has_text="CASA")).to_contain_text("casatools 6.7.0")
-    expect(rows.filter(has_text="CASA")).to_contain_text("casadata")
+    expect(page.locator("tr[data-check='CASA']")).to_contain_text("casatools 6.7.0")
+    expect(page.locator("tr[data-check='CASA']")).to_contain_text("casadata")
+    expect(page.locator("tr[data-check='CASA sandbox']")).to_contain_text("bubblewrap: uid 65534")
     expect(rows.filter(has_text="DATA_ROOT")).to_contain_text("GB free")
     expect(page.locator(".topbar .who")).to_contain_text("drm")
 
@@ -56,7 +57,7 @@ def test_health_api_reports_each_check(client, demo_accounts):
     client.login(username="drm", password=demo_accounts["drm"].password)
     body = client.get("/api/health/").json()
     names = [c["name"] for c in body["checks"]]
-    assert names == ["Database", "Broker and workers", "CASA", "DATA_ROOT"]
+    assert names == ["Database", "Broker and workers", "CASA", "CASA sandbox", "DATA_ROOT"]
     assert body["checks"][0]["ok"] is True
 
 
@@ -71,3 +72,22 @@ def test_broker_row_names_the_live_worker(celery_worker_process):
     assert check.ok, check.summary
     assert "worker(s) alive" in check.summary
     assert celery_worker_process.name in check.details["workers"]
+
+
+@pytest.mark.worker
+def test_sandbox_row_shows_what_the_worker_decided_at_start(celery_worker_process, settings):
+    check = health.sandbox_check()
+
+    assert check.ok, check.summary
+    assert check.summary.startswith(f"bubblewrap: uid {settings.CASA_SANDBOX_UID}")
+    assert check.details["mode"] == "bwrap" and check.details["limits"]["processes"] == 512
+
+
+def test_sandbox_row_says_plainly_when_scripts_run_unsandboxed(settings, tmp_path):
+    settings.CASA_SANDBOX_STATE = tmp_path / "sandbox.json"
+    settings.CASA_SANDBOX_STATE.write_text('{"requested": "auto", "mode": "none", "ok": true}')
+
+    check = health.sandbox_check()
+
+    assert not check.ok
+    assert check.summary.startswith("NONE: scripts run unsandboxed")
