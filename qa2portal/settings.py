@@ -215,6 +215,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # One schema enum for the MOUS states (state, blocked_from, old/new_state, transition `to`).
     "ENUM_NAME_OVERRIDES": {"MousStateEnum": "assignments.models.MousState"},
+    # The error answers every operation can give (400/401/403/404/...): assignments/api/schema.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "assignments.api.schema.add_error_responses",
+    ],
 }
 
 # --- Celery ----------------------------------------------------------------------------

@@ -21,7 +21,11 @@ from qa2portal.api import IdField
 
 class InvestigatorSerializer(serializers.ModelSerializer):
     account = serializers.CharField(
-        source="user.username", read_only=True, default=None, help_text="the linked qa2portal account"
+        source="user.username",
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="the linked qa2portal account",
     )
 
     class Meta:
@@ -60,8 +64,16 @@ class MousSerializer(serializers.ModelSerializer):
 
     project = serializers.CharField(source="project.code", read_only=True)
     cycle = serializers.IntegerField(source="project.cycle", read_only=True)
-    assignee = serializers.CharField(source="assignee.user.username", read_only=True, default=None)
-    assignee_initials = serializers.CharField(source="assignee.initials", read_only=True, default=None)
+    assignee = serializers.CharField(
+        source="assignee.user.username", read_only=True, default=None, allow_null=True
+    )
+    assignee_initials = serializers.CharField(
+        source="assignee.initials", read_only=True, default=None, allow_null=True
+    )
+    # The state a blocked MOUS returns to; empty unless BLOCKED.
+    blocked_from = serializers.ChoiceField(choices=MousState.choices, allow_blank=True, read_only=True)
+    # An http(s) URL or empty (a URLField's schema would say every value is a URI).
+    weblog_url = serializers.CharField(read_only=True, help_text="pipeline weblog URL, or empty")
     eb_count = serializers.IntegerField(read_only=True)
     latest_run_status = serializers.CharField(read_only=True, allow_null=True)
     next_action = serializers.CharField(read_only=True)
@@ -210,8 +222,8 @@ class ExecutionBlockCreateInputSerializer(serializers.Serializer):
 
 class AssignmentSerializer(serializers.ModelSerializer):
     reducer = serializers.CharField(source="reducer.user.username")
-    assigned_by = serializers.CharField(source="assigned_by.username", default=None)
-    ended_by = serializers.CharField(source="ended_by.username", default=None)
+    assigned_by = serializers.CharField(source="assigned_by.username", default=None, allow_null=True)
+    ended_by = serializers.CharField(source="ended_by.username", default=None, allow_null=True)
 
     class Meta:
         model = Assignment
@@ -220,7 +232,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 
 class StateChangeSerializer(serializers.ModelSerializer):
-    changed_by = serializers.CharField(source="changed_by.username", default=None)
+    changed_by = serializers.CharField(source="changed_by.username", default=None, allow_null=True)
 
     class Meta:
         model = StateChange

@@ -42,9 +42,29 @@ from qa2portal.ids import parse_id
 
 
 class Pagination(PageNumberPagination):
+    """?page=N&per_page=M, M one of PAGE_SIZES (as on the whiteboard); anything else is a 400
+    (DRF would silently fall back to the default size)."""
+
     page_size = 50
     page_size_query_param = "per_page"
     max_page_size = max(PAGE_SIZES)
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw in (None, ""):
+            return self.page_size
+        size = parse_id(raw)
+        if size not in PAGE_SIZES:
+            sizes = ", ".join(map(str, PAGE_SIZES))
+            raise ValidationError({"per_page": f"per_page must be one of {sizes}, got {raw[:40]!r}."})
+        return size
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "enum": list(PAGE_SIZES)}
+        return parameters
 
 
 class AssignmentsApiMixin:
