@@ -44,6 +44,10 @@ def test_commands_and_healthchecks(compose):
     assert "celery -A qa2portal worker" in worker["command"]
     assert "--concurrency $${WORKER_CONCURRENCY}" in worker["command"]
     assert worker["init"] is True
+    # The sandbox is on, and required: what the container lifts for it is named, nothing added.
+    assert worker["environment"]["CASA_SANDBOX"] == "bwrap"
+    assert worker["cap_drop"] == ["ALL"] and "cap_add" not in worker
+    assert "no-new-privileges:true" in worker["security_opt"] and worker["pids_limit"] > 0
     assert services["beat"]["command"][:4] == ["celery", "-A", "qa2portal", "beat"]
     for name in ("postgres", "redis", "web", "worker"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
