@@ -194,3 +194,29 @@ def test_failed_sign_ins_store_no_user_name(drm):
     _token_for("someone-typed-their-password-here", "x")
     rows = list(LoginFailure.objects.values_list("key", flat=True))
     assert len(rows) == 2 and all("someone" not in key for key in rows)
+
+
+def test_an_admin_lists_tokens_without_the_token_and_revokes_or_unlocks_by_deleting(drm, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    key = token_issue(drm.user)
+    for n in range(2):
+        _token_for("tokdrm", f"guess-{n}")
+    admin = Client()
+    admin.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+
+    listing = admin.get("/admin/assignments/apitoken/")
+    assert listing.status_code == 200 and "tokdrm" in listing.content.decode()
+    assert key not in listing.content.decode()
+    assert admin.get("/admin/assignments/apitoken/add/").status_code == 403
+    token = ApiToken.objects.get(user=drm.user)
+    assert admin.post(f"/admin/assignments/apitoken/{token.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not ApiToken.objects.exists()
+
+    assert _token_for("tokdrm", PASSWORD).status_code == 429
+    assert admin.get("/admin/assignments/loginfailure/").status_code == 200
+    counters = list(LoginFailure.objects.values_list("pk", flat=True))
+    admin.post(
+        "/admin/assignments/loginfailure/",
+        {"action": "delete_selected", "_selected_action": counters, "post": "yes"},
+    )
+    assert _token_for("tokdrm", PASSWORD).status_code == 200
