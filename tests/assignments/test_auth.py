@@ -220,3 +220,20 @@ def test_an_admin_lists_tokens_without_the_token_and_revokes_or_unlocks_by_delet
         {"action": "delete_selected", "_selected_action": counters, "post": "yes"},
     )
     assert _token_for("tokdrm", PASSWORD).status_code == 200
+
+
+def test_behind_a_proxy_the_address_it_saw_is_throttled_not_the_proxy_nor_a_forged_one(drm, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    settings.TRUSTED_PROXY_COUNT = 1
+
+    def via_proxy(password: str, client: str, forged: str = "") -> int:
+        forwarded = f"{forged}, {client}" if forged else client
+        answer = APIClient(REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=forwarded).post(
+            "/api/token/", {"username": "tokdrm", "password": password}, format="json"
+        )
+        return answer.status_code
+
+    # The attacker forges a different first entry every time: the proxy's own entry counts.
+    assert [via_proxy("guess", "203.0.113.7", forged=f"198.51.100.{n}") for n in range(3)] == [400, 400, 429]
+    assert via_proxy(PASSWORD, "203.0.113.7") == 429
+    assert via_proxy(PASSWORD, "203.0.113.8") == 200  # another client behind the same proxy
