@@ -45,13 +45,11 @@ bench: install-dev services
 	$(TEST_ENV) $(BIN)/pytest tests/benchmarks -o python_files="bench_*.py" -s -q --no-header
 
 # bandit: every medium or high finding is fixed or carries `# nosec BXXX - reason` on its line.
-# bandit-baseline.json holds the three reviewed findings in files whose owners add that comment
+# bandit-baseline.json holds the two reviewed findings in files whose owners add that comment
 # next (remove them from it then):
 #   calibration/incasa/runner.py B102 exec: running the reducer's script is the runner's job; it
 #     happens only in the sandboxed CASA subprocess, never in the web or worker process;
-#   calibration/casa.py B108 /tmp: bubblewrap's --tmpfs /tmp is the sandbox's own private /tmp;
-#   calibration/ingest.py B314 ElementTree: ASDM.xml from an ingest root (expat refuses external
-#     entities; the ingest caps what it reads).
+#   calibration/casa.py B108 /tmp: bubblewrap's --tmpfs /tmp is the sandbox's own private /tmp.
 BANDIT_PATHS := assignments calibration reports qa2portal
 
 lint: install-dev

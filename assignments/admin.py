@@ -9,4 +9,5 @@ class PersonAdmin(admin.ModelAdmin):
     list_filter = ["role"]
 
 
+import assignments.auth_admin  # noqa: E402  (API tokens: revoke; failed sign-ins: unlock)
 import assignments.jira.admin  # noqa: E402, F401  (JIRA deliveries, outbox, account links)

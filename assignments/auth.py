@@ -21,7 +21,8 @@ the browsable API's sign-in all call `authenticate()`, which reaches `ThrottledM
   in production every gunicorn worker and container shares the one PostgreSQL. Rows are
   updated under a row lock, so parallel attempts cannot lose a count. The key is a sha256 of
   (user name, address): user names typed by strangers (sometimes a password) are not stored.
-- The client address is REMOTE_ADDR. X-Forwarded-For is not trusted: anyone can send it.
+- The client address is REMOTE_ADDR. X-Forwarded-For is trusted only as far as
+  TRUSTED_PROXY_COUNT says (behind a TLS proxy every client would otherwise share its address).
 """
 
 import hashlib
@@ -116,7 +117,18 @@ class HashedTokenAuthentication(TokenAuthentication):
 
 
 def client_address(request: HttpRequest | None) -> str:
-    return (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+    """REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the outermost one saw:
+    each proxy appends the address it received from to X-Forwarded-For, so only the last
+    TRUSTED_PROXY_COUNT entries are trusted (a client can write anything before them)."""
+    if request is None:
+        return ""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        chain = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        chain = [part for part in chain if part]
+        if len(chain) >= proxies:
+            return chain[-proxies][:64]
+    return request.META.get("REMOTE_ADDR") or ""
 
 
 def _keys(username: str, address: str) -> list[tuple[str, int]]:

@@ -208,6 +208,8 @@ def _kill_everything(proc: subprocess.Popen) -> None:
         proc.wait(timeout=casa.KILL_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         log.error("run CASA process %s did not die after SIGKILL", proc.pid)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 class _Lines:

@@ -32,7 +32,7 @@ PAGINATION_PARAMETERS = {"page", "per_page"}
 
 def add_error_responses(result: dict, generator, request, public) -> dict:
     """Every operation may answer the common errors; integer query parameters are ids, pages or
-    page sizes, all >= 1 (ids up to MAX_ID: qa2portal/ids.py)."""
+    page sizes, all >= 1 (ids up to MAX_ID: qa2portal/ids.py); optional ones may be sent empty."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Error", ERROR_SCHEMA)
     for methods in result.get("paths", {}).values():
@@ -48,8 +48,14 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
                     },
                 )
             for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
                 schema = parameter.get("schema", {})
-                if parameter.get("in") == "query" and schema.get("type") == "integer":
+                if not parameter.get("required"):
+                    # Every filter here reads an empty value (?page=&kind=) as absent, as an HTML
+                    # form sends an unused field.
+                    parameter.setdefault("allowEmptyValue", True)
+                if schema.get("type") == "integer":
                     schema.setdefault("minimum", 1)
                     if parameter["name"] not in PAGINATION_PARAMETERS:
                         schema.setdefault("maximum", MAX_ID)

@@ -129,7 +129,12 @@ class EbIngestUploadView(IngestApiMixin, APIView):
         return _accepted(ingest.ingest_from_upload(eb=eb, uploaded_file=upload, by=request.user))
 
 
-@extend_schema(parameters=[OpenApiParameter("execution_block", int), OpenApiParameter("status", str)])
+@extend_schema(
+    parameters=[
+        OpenApiParameter("execution_block", int),
+        OpenApiParameter("status", str, enum=DataIngest.Status.values),
+    ]
+)
 class DataIngestViewSet(IngestApiMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = DataIngestSerializer
 

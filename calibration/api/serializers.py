@@ -67,6 +67,7 @@ class RunStepSerializer(serializers.ModelSerializer):
             "skipped_helpers",
             "casa_tasks",
             "severe_messages",
+            "warnings",
             "output_tail",
         ]
         read_only_fields = fields

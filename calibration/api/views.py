@@ -118,7 +118,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
     parameters=[
         OpenApiParameter("execution_block", int),
         OpenApiParameter("mous", int),
-        OpenApiParameter("status", str),
+        OpenApiParameter("status", str, enum=Run.Status.values),
     ]
 )
 class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -176,7 +176,12 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
         return Response(s.RunSerializer(new).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(parameters=[OpenApiParameter("execution_block", int), OpenApiParameter("kind", str)])
+@extend_schema(
+    parameters=[
+        OpenApiParameter("execution_block", int),
+        OpenApiParameter("kind", str, enum=Product.Kind.values),
+    ]
+)
 class ProductViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.ProductSerializer
 

@@ -194,3 +194,46 @@ def test_failed_sign_ins_store_no_user_name(drm):
     _token_for("someone-typed-their-password-here", "x")
     rows = list(LoginFailure.objects.values_list("key", flat=True))
     assert len(rows) == 2 and all("someone" not in key for key in rows)
+
+
+def test_an_admin_lists_tokens_without_the_token_and_revokes_or_unlocks_by_deleting(drm, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    key = token_issue(drm.user)
+    for n in range(2):
+        _token_for("tokdrm", f"guess-{n}")
+    admin = Client()
+    admin.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+
+    listing = admin.get("/admin/assignments/apitoken/")
+    assert listing.status_code == 200 and "tokdrm" in listing.content.decode()
+    assert key not in listing.content.decode()
+    assert admin.get("/admin/assignments/apitoken/add/").status_code == 403
+    token = ApiToken.objects.get(user=drm.user)
+    assert admin.post(f"/admin/assignments/apitoken/{token.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not ApiToken.objects.exists()
+
+    assert _token_for("tokdrm", PASSWORD).status_code == 429
+    assert admin.get("/admin/assignments/loginfailure/").status_code == 200
+    counters = list(LoginFailure.objects.values_list("pk", flat=True))
+    admin.post(
+        "/admin/assignments/loginfailure/",
+        {"action": "delete_selected", "_selected_action": counters, "post": "yes"},
+    )
+    assert _token_for("tokdrm", PASSWORD).status_code == 200
+
+
+def test_behind_a_proxy_the_address_it_saw_is_throttled_not_the_proxy_nor_a_forged_one(drm, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    settings.TRUSTED_PROXY_COUNT = 1
+
+    def via_proxy(password: str, client: str, forged: str = "") -> int:
+        forwarded = f"{forged}, {client}" if forged else client
+        answer = APIClient(REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=forwarded).post(
+            "/api/token/", {"username": "tokdrm", "password": password}, format="json"
+        )
+        return answer.status_code
+
+    # The attacker forges a different first entry every time: the proxy's own entry counts.
+    assert [via_proxy("guess", "203.0.113.7", forged=f"198.51.100.{n}") for n in range(3)] == [400, 400, 429]
+    assert via_proxy(PASSWORD, "203.0.113.7") == 429
+    assert via_proxy(PASSWORD, "203.0.113.8") == 200  # another client behind the same proxy
