@@ -252,3 +252,11 @@ def test_two_instances_side_by_side_share_nothing(tmp_path):
                 stop_embedded(proc, log, signal.SIGINT)
     for pgid in all_groups(a[1]):
         assert group_members(pgid) == [], f"process group {pgid} outlived Ctrl-C"
+
+
+def test_a_child_killed_by_a_real_time_signal_is_described_not_a_crash():
+    from qa2portal.management.commands.run_embedded import describe
+
+    assert describe(-signal.SIGKILL) == "killed by SIGKILL"
+    assert describe(-(signal.SIGRTMIN + 1)) == f"killed by signal {signal.SIGRTMIN + 1}"
+    assert describe(3) == "exit code 3"

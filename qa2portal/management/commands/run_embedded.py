@@ -192,7 +192,11 @@ def kill_group(pgid: int) -> None:
 
 def describe(returncode: int) -> str:
     if returncode < 0:
-        return f"killed by {signal.Signals(-returncode).name}"
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:  # a real-time signal has no name; the supervisor must not die of it
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
     return f"exit code {returncode}"
 
 
