@@ -77,6 +77,17 @@ def generate_and_run_all(page: Page) -> int:
     return run_id
 
 
+def succeeded(run: Run) -> Run:
+    """Wait for `run` to end on the worker; it must have SUCCEEDED."""
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while not run.is_terminal:
+        assert time.monotonic() < deadline, f"run {run.pk} still {run.status}"
+        time.sleep(1)
+        run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, f"{run.error} / {list(run.steps.values('number', 'error'))}"
+    return run
+
+
 def test_reducer_calibrates_the_demo_alma_eb_by_links(page: Page, live_server, demo):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -129,13 +140,7 @@ def test_the_script_the_demo_registers_for_ngc5921_runs_end_to_end(demo, reducer
     eb = ExecutionBlock.objects.get(uid=NGC_EB)
     mous_assign(mous=eb.mous, reducer=reducer_of_demo.person, by=None, note="the DRM's choice")
     version = Script.objects.get(execution_block=eb).latest_version()
-    run = services.run_from_scratch(version=version, by=reducer_of_demo)
-    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
-    while not run.is_terminal:
-        assert time.monotonic() < deadline
-        time.sleep(1)
-        run.refresh_from_db()
-    assert run.status == Run.Status.SUCCEEDED, f"{run.error} / {list(run.steps.values('number', 'error'))}"
+    run = succeeded(services.run_from_scratch(version=version, by=reducer_of_demo))
     assert run.steps.count() == 9
 
 
@@ -153,11 +158,5 @@ def test_the_second_demo_alma_eb_generates_and_runs_end_to_end(demo, reducer_of_
     summary = generation.data_summary_refresh(eb)
     version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer_of_demo)
     assert "reference antenna = DV10" not in version.text()
-    run = services.run_from_scratch(version=version, by=reducer_of_demo)
-    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
-    while not run.is_terminal:
-        assert time.monotonic() < deadline
-        time.sleep(1)
-        run.refresh_from_db()
-    assert run.status == Run.Status.SUCCEEDED, f"{run.error} / {list(run.steps.values('number', 'error'))}"
+    run = succeeded(services.run_from_scratch(version=version, by=reducer_of_demo))
     assert run.findings.filter(antenna="DV03", code="tsys_high").exists()
