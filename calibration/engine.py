@@ -199,17 +199,57 @@ def _send(stdin, text: str) -> None:
 
 
 def _kill_everything(proc: subprocess.Popen) -> None:
-    """Whatever path we leave by: no process of the run's group outlives the follower."""
+    """Whatever path we leave by: no process of the run outlives the follower.
+
+    Under bubblewrap, CASA has a session of its own inside the sandbox (out of reach of
+    killpg) and dies with the sandbox a moment after it; its processes are therefore also
+    killed one by one, and waited for, so the folder lock is released only when they are gone.
+    """
+    family = _descendants(proc.pid)
     if proc.poll() is None:
         casa.kill_group(proc)
+    for pid in family:
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # leftovers that outlived their leader
     try:
         proc.wait(timeout=casa.KILL_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         log.error("run CASA process %s did not die after SIGKILL", proc.pid)
+    deadline = time.monotonic() + casa.KILL_GRACE_SECONDS
+    while any(map(_alive, family)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def _parent_and_state(pid: int) -> tuple[int, str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name may hold spaces and ')'
+    return int(fields[1]), fields[0]
+
+
+def _alive(pid: int) -> bool:
+    found = _parent_and_state(pid)
+    return found is not None and found[1] not in ("Z", "X")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (children of the sandbox included)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (found := _parent_and_state(int(entry.name))) is not None:
+            children.setdefault(found[0], []).append(int(entry.name))
+    family, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            family.append(child)
+            todo.append(child)
+    return family
 
 
 class _Lines:
