@@ -119,12 +119,12 @@ def _normal(path: Path) -> Path:
     return Path(os.path.normpath(path))
 
 
-def _target(path: Path | str, base: Path) -> tuple[Path, tuple[str, ...]]:
-    """(`path` as an absolute path inside `base`, its components below DATA_ROOT)."""
-    root = data_root()
+def _target(path: Path | str, base: Path, root: Path | None = None) -> tuple[Path, tuple[str, ...]]:
+    """(`path` as an absolute path inside `base`, its components below `root` (DATA_ROOT))."""
+    root = data_root() if root is None else Path(root)
     base_abs = _normal(Path(base) if Path(base).is_absolute() else root / base)
     if base_abs != root and not base_abs.is_relative_to(root):
-        raise PathOutsideDataRoot(f"{base} is outside DATA_ROOT ({root})")
+        raise PathOutsideDataRoot(f"{base} is outside {'DATA_ROOT ' if root == data_root() else ''}({root})")
     given = Path(path)
     if str(path) == "" or "\x00" in str(path):
         raise UnsafePath(f"{path!r}: not a file name")
@@ -160,15 +160,19 @@ def _kind(mode: int) -> str:
 
 
 @contextmanager
-def _parent_fd(path: Path | str, base: Path, *, create_dirs: bool = False) -> Iterator[tuple[int, str, Path]]:
+def _parent_fd(
+    path: Path | str, base: Path, *, create_dirs: bool = False, root: Path | None = None
+) -> Iterator[tuple[int, str, Path]]:
     """(an fd of the folder holding `path`, the last component, the full path), walked from
-    DATA_ROOT with O_NOFOLLOW at every step. The fd is closed on exit."""
-    target, parts = _target(path, base)
+    `root` (default DATA_ROOT; a trusted, resolved folder) with O_NOFOLLOW at every step. The fd
+    is closed on exit."""
+    root = data_root() if root is None else Path(root)
+    target, parts = _target(path, base, root)
     if not parts:
-        raise UnsafePath(f"{path}: DATA_ROOT itself is not a file")
-    fd = os.open(data_root(), _WALK_FLAGS & ~os.O_NOFOLLOW)
+        raise UnsafePath(f"{path}: {root} itself is not a file")
+    fd = os.open(root, _WALK_FLAGS & ~os.O_NOFOLLOW)
     try:
-        walked = data_root()
+        walked = root
         for part in parts[:-1]:
             walked = walked / part
             try:
@@ -319,6 +323,34 @@ def stat_confined(path: Path | str, *, base: Path) -> os.stat_result:
     if stat.S_ISLNK(st.st_mode):
         raise UnsafePath(f"{target} is a link: {_NO_LINKS}")
     return st
+
+
+def open_fd_confined(path: Path | str, *, base: Path, root: Path | None = None) -> int:
+    """An fd (O_RDONLY) of the regular file or folder `path`, walked from `root` (default
+    DATA_ROOT) below `base` without following a link anywhere; a file must have one hard link.
+    For walking a tree by fds (openat relative to it) and comparing `os.fstat` with a scan.
+    The fd is the caller's to close."""
+    with _parent_fd(path, base, root=root) as (dir_fd, name, target):
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)  # before opening: FIFOs block
+        if not stat.S_ISDIR(st.st_mode):
+            _check_regular(st, target, single_link=True)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO):  # swapped in after the check
+                raise UnsafePath(f"{target} is {_describe(dir_fd, name) or 'not a regular file'}") from None
+            raise
+    try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise UnsafePath(f"{target} changed while it was opened")
+        if not stat.S_ISDIR(opened.st_mode):
+            _check_regular(opened, target, single_link=True)
+        os.set_blocking(fd, True)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def is_file_confined(path: Path | str, *, base: Path) -> bool:

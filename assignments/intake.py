@@ -25,6 +25,7 @@ from assignments.models import (
     Project,
     cycle_from_code,
 )
+from assignments.staging import mous_stage
 
 # What mous_create accepts besides the project and the EB uids (state, assignee, version are
 # the lifecycle's; created_by is `by`).
@@ -280,6 +281,4 @@ def eb_create(*, mous: Mous, uid: str, observed_at: datetime | None = None, by) 
 
 
 def _restage(mous_id: int) -> None:
-    from assignments.services import mous_stage  # services re-exports this module
-
     mous_stage(Mous.objects.select_related("project").get(pk=mous_id))

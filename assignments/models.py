@@ -6,8 +6,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models, transaction
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Lower
 from django.utils import timezone
+
+from assignments.events import mous_state_changed
 
 # 2019.1.01234.S; the call is 1 for a main call, 0 for Cycle 0, A for DDT / supplemental calls.
 PROJECT_CODE_RE = re.compile(r"^\d{4}\.[01A]\.\d{5}\.[A-Z]{1,3}$")
@@ -230,65 +232,6 @@ class TransitionForbidden(PermissionError):
     """The move exists in the table but this user's role may not make it (HTTP 403)."""
 
 
-class MousQuerySet(models.QuerySet):
-    def for_whiteboard(self) -> "MousQuerySet":
-        """Every column of the whiteboard in one query: counts and latest run as subqueries.
-
-        Correlated subqueries (not JOIN + GROUP BY) so PostgreSQL evaluates them only for the
-        rows of the page it returns, whatever the number of EBs and runs.
-        """
-        eb_count = (
-            ExecutionBlock.objects.filter(mous=models.OuterRef("pk"))
-            .order_by()
-            .values("mous")
-            .annotate(n=models.Count("pk"))
-            .values("n")
-        )
-        return self.select_related("project", "assignee__user").annotate(
-            eb_count=Coalesce(models.Subquery(eb_count), 0),
-            latest_run_status=latest_run_status_subquery(),
-            open_findings=open_findings_subquery(),
-        )
-
-
-def latest_run_status_subquery() -> models.Expression:
-    """Status of the MOUS's newest calibration run, or NULL when it has none.
-
-    The Run model lives in calibration, which imports this module: resolve it lazily.
-    """
-    from django.apps import apps
-
-    try:
-        run_model = apps.get_model("calibration", "Run")
-    except LookupError:
-        return models.Value(None, output_field=models.CharField())
-    latest = run_model.objects.filter(mous=models.OuterRef("pk")).order_by("-created_at", "-pk")
-    return models.Subquery(latest.values("status")[:1])
-
-
-def open_findings_subquery() -> models.Expression:
-    """QA findings scoring <= 0.9 on the MOUS's newest run that has diagnostics (NULL: none yet)."""
-    from django.apps import apps
-
-    try:
-        run_model, finding_model = apps.get_model("calibration", "Run"), apps.get_model("reports", "Finding")
-    except LookupError:
-        return models.Value(None, output_field=models.IntegerField())
-    latest = (
-        run_model.objects.filter(mous=models.OuterRef(models.OuterRef("pk")), findings__isnull=False)
-        .order_by("-pk")
-        .values("pk")[:1]
-    )
-    counted = (
-        finding_model.objects.filter(run=models.Subquery(latest), score__lte=0.9)
-        .order_by()
-        .values("run")
-        .annotate(n=models.Count("pk"))
-        .values("n")
-    )
-    return models.Subquery(counted, output_field=models.IntegerField())
-
-
 class Mous(models.Model):
     """A member observing unit set: the unit a reducer calibrates, images and delivers."""
 
@@ -338,8 +281,6 @@ class Mous(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-
-    objects = MousQuerySet.as_manager()
 
     class Meta:
         ordering = ["uid"]
@@ -461,10 +402,9 @@ class Mous(models.Model):
             change = StateChange.objects.create(
                 mous=locked, old_state=locked.state, new_state=new, changed_by=by, note=note
             )
-            # The ticket comment is queued in this same transaction: no move without its comment.
-            from assignments.jira.outbox import outbox_enqueue_for_state_change
-
-            outbox_enqueue_for_state_change(change)
+            # Listeners (the JIRA ticket comment) write in this same transaction: no move
+            # without its comment.
+            mous_state_changed.send(sender=Mous, change=change)
             locked.blocked_from = locked.state if new == MousState.BLOCKED else ""
             locked.blocked_reason = note if new == MousState.BLOCKED else ""
             locked.state, locked.state_changed_at = new, change.created_at

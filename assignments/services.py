@@ -1,7 +1,6 @@
 """Assignment workflows: people and roles, staging of the MOUS folder tree."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -9,7 +8,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-# The DATA_ROOT path helpers live in assignments/datafiles.py; re-exported for existing callers.
+# The DATA_ROOT path helpers live in assignments/datafiles.py, the folder tree in
+# assignments/staging.py; re-exported for existing callers.
 from assignments.datafiles import PathOutsideDataRoot, eb_folder, inside_data_root, mous_folder  # noqa: F401
 from assignments.jira.outbox import outbox_enqueue_for_assignment
 from assignments.models import (
@@ -22,6 +22,7 @@ from assignments.models import (
     Person,
     StaleVersion,
 )
+from assignments.staging import mous_stage
 
 
 @dataclass(frozen=True)
@@ -51,22 +52,6 @@ def ensure_demo_accounts() -> list[DemoAccount]:
             user=user, defaults={"role": account.role, "initials": account.initials}
         )
     return list(DEMO_ACCOUNTS)
-
-
-def mous_stage(mous: Mous) -> Path:
-    """Create the seeds' folder tree for `mous` under DATA_ROOT (idempotent); returns its root.
-
-    <project>_<uid>/Calibration_<eb tail>/ per EB, Combination/calibrated/ only with more
-    than one EB, Imaging/.
-    """
-    root = mous_folder(mous)
-    ebs = list(mous.execution_blocks.all())
-    for eb in ebs:
-        eb_folder(eb).mkdir(parents=True, exist_ok=True)
-    if len(ebs) > 1:
-        inside_data_root(root / "Combination" / "calibrated").mkdir(parents=True, exist_ok=True)
-    inside_data_root(root / "Imaging").mkdir(parents=True, exist_ok=True)
-    return root
 
 
 class ConflictOfInterest(PermissionError):

@@ -42,6 +42,7 @@ from assignments.models import (
     user_is_manager,
 )
 from assignments.permissions import MANAGER_ONLY, may_work_on
+from assignments.selectors import whiteboard_rows
 
 OPEN_STATES = frozenset(ACTIVE_STATES | {MousState.BLOCKED})
 
@@ -106,7 +107,7 @@ def whiteboard(request: HttpRequest) -> HttpResponse:
     """Every MOUS with state, reducer, EBs, age, due date, latest run; filters, counts, bulk assign."""
     form = WhiteboardFilter(request.GET)
     form.is_valid()  # invalid fields are shown as errors and not applied
-    rows = form.apply(Mous.objects.for_whiteboard())
+    rows = form.apply(whiteboard_rows())
     paginator = Paginator(rows, form.cleaned_data.get("per_page") or 50)
     page = paginator.get_page(request.GET.get("page"))
     # One GROUP BY gives both the counts per state and each person's open workload.
@@ -149,7 +150,7 @@ def whiteboard(request: HttpRequest) -> HttpResponse:
 def my_work(request: HttpRequest) -> HttpResponse:
     """The signed-in reducer's MOUS and what each needs next."""
     person = person_of(request.user)
-    rows = Mous.objects.none() if person is None else Mous.objects.for_whiteboard().filter(assignee=person)
+    rows = Mous.objects.none() if person is None else whiteboard_rows().filter(assignee=person)
     rows = list(rows.exclude(state__in=TERMINAL_STATES).order_by("due_date", "state_changed_at", "pk"))
     single = _single_eb_of(rows)
     for mous in rows:
@@ -200,7 +201,7 @@ def _runs_of(mous: Mous) -> list:
 @login_required
 def mous_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Request figures, EBs, runs, the lifecycle timeline, assignment history and allowed actions."""
-    return _mous_page(request, get_object_or_404(Mous.objects.for_whiteboard(), pk=pk))
+    return _mous_page(request, get_object_or_404(whiteboard_rows(), pk=pk))
 
 
 REFUSAL_STATUS = (
@@ -215,7 +216,7 @@ def _refused(request: HttpRequest, mous: Mous, exc: Exception) -> HttpResponse:
     """Re-render the MOUS page with the reason and the matching HTTP status; nothing changed."""
     status = next((code for kind, code in REFUSAL_STATUS if isinstance(exc, kind)), 400)
     text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-    fresh = Mous.objects.for_whiteboard().get(pk=mous.pk)
+    fresh = whiteboard_rows().get(pk=mous.pk)
     return _mous_page(request, fresh, error=text, status=status)
 
 

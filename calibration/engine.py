@@ -57,6 +57,8 @@ TAIL_LINES = 200
 POLL_SECONDS = 1.0
 # After CASA exits, how long leftovers holding its pipes may keep them open (then: killed).
 EXIT_DRAIN_SECONDS = 2.0
+# Reads of CASA's output (64 KiB each) before the event pipe gets its turn.
+OUTPUT_READS_PER_EVENT_READ = 16
 # A line longer than this is cut into output lines (an event is never that long).
 LINE_MAX = 16 * 1024 * 1024
 # How long a run waits for its folder while another run's CASA process still works there.
@@ -199,17 +201,57 @@ def _send(stdin, text: str) -> None:
 
 
 def _kill_everything(proc: subprocess.Popen) -> None:
-    """Whatever path we leave by: no process of the run's group outlives the follower."""
+    """Whatever path we leave by: no process of the run outlives the follower.
+
+    Under bubblewrap, CASA has a session of its own inside the sandbox (out of reach of
+    killpg) and dies with the sandbox a moment after it; its processes are therefore also
+    killed one by one, and waited for, so the folder lock is released only when they are gone.
+    """
+    family = _descendants(proc.pid)
     if proc.poll() is None:
         casa.kill_group(proc)
+    for pid in family:
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # leftovers that outlived their leader
     try:
         proc.wait(timeout=casa.KILL_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         log.error("run CASA process %s did not die after SIGKILL", proc.pid)
+    deadline = time.monotonic() + casa.KILL_GRACE_SECONDS
+    while any(map(_alive, family)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def _parent_and_state(pid: int) -> tuple[int, str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name may hold spaces and ')'
+    return int(fields[1]), fields[0]
+
+
+def _alive(pid: int) -> bool:
+    found = _parent_and_state(pid)
+    return found is not None and found[1] not in ("Z", "X")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (children of the sandbox included)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (found := _parent_and_state(int(entry.name))) is not None:
+            children.setdefault(found[0], []).append(int(entry.name))
+    family, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            family.append(child)
+            todo.append(child)
+    return family
 
 
 class _Lines:
@@ -243,15 +285,14 @@ def _follow(proc: subprocess.Popen, f: Follower, events_fd: int) -> Outcome:
     while True:
         if pipes:
             ready, _, _ = select.select(list(pipes), [], [], POLL_SECONDS)
-            # Output first: what a step printed before its event belongs to that step.
-            for fd in [x for x in (out_fd, events_fd) if x in ready][:1]:
-                data = os.read(fd, 1 << 16)
-                lines = pipes[fd].feed(data) if data else pipes.pop(fd).rest()
-                for line in lines:
-                    if fd == events_fd:
-                        _handle_event_line(line, f, step_timeout)
-                    else:
-                        _output(f, line)
+            # Output first (what a step printed before its event belongs to that step), in a
+            # bounded amount, so output that never pauses cannot hold the events back.
+            for _ in range(OUTPUT_READS_PER_EVENT_READ):
+                if out_fd not in ready or not _read(pipes, out_fd, lambda line: _output(f, line)):
+                    break
+                ready = select.select([out_fd], [], [], 0)[0]
+            if events_fd in pipes and events_fd in select.select([events_fd], [], [], 0)[0]:
+                _read(pipes, events_fd, lambda line: _handle_event_line(line, f, step_timeout))
         else:
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=POLL_SECONDS)
@@ -287,6 +328,14 @@ def _follow(proc: subprocess.Popen, f: Follower, events_fd: int) -> Outcome:
             )
     proc.wait()
     return _finish_steps(f, _exit_outcome(proc.returncode, f))
+
+
+def _read(pipes: dict[int, "_Lines"], fd: int, handle) -> bool:
+    """One read of `fd`, each whole line to `handle`; False at the end of the pipe."""
+    data = os.read(fd, 1 << 16)
+    for line in pipes[fd].feed(data) if data else pipes.pop(fd).rest():
+        handle(line)
+    return bool(data)
 
 
 def _exit_outcome(returncode: int, f: Follower) -> Outcome:

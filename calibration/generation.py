@@ -4,13 +4,14 @@ import concurrent.futures
 from functools import partial
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import eb_folder
-from calibration import casa, generator
+from calibration import casa, generator, task_names
 from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data
@@ -69,9 +70,7 @@ def script_generate_request(*, eb: ExecutionBlock, by) -> ScriptGeneration:
     if eb.data_status != ExecutionBlock.DataStatus.PRESENT:
         raise GenerationFailed(f"EB {eb.uid} has no data on disk yet ({eb.get_data_status_display()})")
     generation = ScriptGeneration.objects.create(execution_block=eb, requested_by=by)
-    from calibration.tasks import script_generate as script_generate_task
-
-    transaction.on_commit(partial(script_generate_task.delay, generation.pk))
+    transaction.on_commit(partial(current_app.send_task, task_names.SCRIPT_GENERATE, (generation.pk,)))
     return generation
 
 

@@ -1,5 +1,7 @@
 """Pages for bringing an EB's raw data in: the form (path or upload), the ingest's progress."""
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,9 +14,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from assignments.models import ExecutionBlock
 from calibration import ingest, uploads
+from calibration.api.ingest import DataIngestSerializer
 from calibration.models import DataIngest
 
-MAY_NOT = "Only a DRM or a data analyst brings data in."
+MAY_NOT = ingest.MAY_NOT
 
 
 def _eb(pk: int) -> ExecutionBlock:
@@ -24,28 +27,6 @@ def _eb(pk: int) -> ExecutionBlock:
 def _require_may_ingest(user) -> None:
     if not ingest.may_ingest(user):
         raise PermissionDenied(MAY_NOT)
-
-
-def ingest_status_data(item: DataIngest) -> dict:
-    """What the progress bar polls (and the API answers)."""
-    return {
-        "id": item.pk,
-        "execution_block": item.execution_block_id,
-        "source_kind": item.source_kind,
-        "source": item.source,
-        "status": item.status,
-        "status_display": item.get_status_display(),
-        "active": item.is_active,
-        "bytes_total": item.bytes_total,
-        "bytes_done": item.bytes_done,
-        "percent": item.percent,
-        "error": item.error,
-        "data_name": item.data_name,
-        "summary": item.summary,
-        "created_at": item.created_at.isoformat(),
-        "started_at": item.started_at.isoformat() if item.started_at else None,
-        "finished_at": item.finished_at.isoformat() if item.finished_at else None,
-    }
 
 
 @login_required
@@ -76,20 +57,35 @@ def eb_ingest_path(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("calibration-ingest", pk=item.pk)
 
 
+def _may_store(request: HttpRequest, pk: int) -> None:
+    """The upload gate: runs when the file's part begins, before a byte of it is stored."""
+    _require_may_ingest(request.user)
+    ingest.refuse_if_busy(_eb(pk))
+    uploads.refuse_too_large(request)
+
+
 @csrf_exempt  # the CSRF check would read the body with Django's handlers: it runs below instead
 @login_required
 def eb_ingest_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
-    eb = _eb(pk)
-    _require_may_ingest(request.user)  # before a byte of the body is read
-    if (declared := uploads.declared_too_large(request)) is not None:
-        messages.error(
-            request, f"Upload refused: {filesizeformat(declared)} is over the {uploads.limit_text()} limit."
-        )
-        return redirect("calibration-eb-ingest", pk=eb.pk)
-    handler = uploads.install(request)
+    # First: whoever reads the body from here on (the CSRF check, Django's 403 and 404 pages,
+    # which check CSRF too) streams it through our handler, whose gate refuses before storing.
+    handler = uploads.install(request, gate=partial(_may_store, request, pk))
     try:
+        eb = _eb(pk)
+        _require_may_ingest(request.user)  # before a byte of the body is read
+        if (declared := uploads.declared_too_large(request)) is not None:
+            messages.error(
+                request,
+                f"Upload refused: {filesizeformat(declared)} is over the {uploads.limit_text()} limit.",
+            )
+            return redirect("calibration-eb-ingest", pk=eb.pk)
+        try:
+            ingest.refuse_if_busy(eb)  # data present, an ingest running: say so before storing anything
+        except ingest.IngestRefused as exc:
+            messages.error(request, f"Upload refused: {exc}")
+            return redirect("calibration-eb-ingest", pk=eb.pk)
         return _upload(request, eb=eb, handler=handler)
     finally:
         uploads.discard(handler)
@@ -100,6 +96,11 @@ def _upload(
     request: HttpRequest, *, eb: ExecutionBlock, handler: uploads.IngestUploadHandler
 ) -> HttpResponse:
     upload = request.FILES.get(uploads.FIELD)
+    if handler.refused is not None:
+        if isinstance(handler.refused, PermissionDenied):
+            raise handler.refused
+        messages.error(request, f"Upload refused: {handler.refused}")
+        return redirect("calibration-eb-ingest", pk=eb.pk)
     if handler.too_large:
         messages.error(request, f"Upload refused: the file is over the {uploads.limit_text()} limit.")
         return redirect("calibration-eb-ingest", pk=eb.pk)
@@ -124,6 +125,7 @@ def ingest_page(request: HttpRequest, pk: int) -> HttpResponse:
         "eb": eb,
         "mous": eb.mous,
         "status_url": reverse("calibration-ingest-status", args=[item.pk]),
+        "may_cancel": item.is_active and ingest.may_ingest(request.user),
     }
     return render(request, "calibration/ingest_status.html", context)
 
@@ -131,4 +133,19 @@ def ingest_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def ingest_status(request: HttpRequest, pk: int) -> JsonResponse:
-    return JsonResponse(ingest_status_data(get_object_or_404(DataIngest, pk=pk)))
+    """What the progress bar polls: the same JSON as GET /api/ingests/<id>/."""
+    return JsonResponse(DataIngestSerializer(get_object_or_404(DataIngest, pk=pk)).data)
+
+
+@login_required
+@require_POST
+def ingest_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(DataIngest, pk=pk)
+    _require_may_ingest(request.user)
+    try:
+        ingest.cancel(item, by=request.user)
+    except ingest.IngestRefused as exc:
+        messages.error(request, f"Not cancelled: {exc}")
+    else:
+        messages.success(request, f"Ingest {item.pk} cancelled; the EB is unchanged.")
+    return redirect("calibration-ingest", pk=item.pk)

@@ -6,6 +6,7 @@ import logging
 from functools import partial
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django.utils import timezone
 from assignments.datafiles import UnsafePath, listdir_confined, read_confined
 from assignments.models import ExecutionBlock, Mous, MousState
 from assignments.services import eb_folder, inside_data_root, mous_folder, mous_stage
-from calibration import scriptparse
+from calibration import scriptparse, task_names
 from calibration.models import Run, RunStep, Script, ScriptTampered, ScriptVersion, script_storage_path
 from calibration.rawdata import raw_data_is_separate
 
@@ -240,9 +241,9 @@ def run_create(
 
 
 def _enqueue(run: Run) -> None:
-    from calibration.tasks import run_execute as run_execute_task
-
-    transaction.on_commit(partial(run_execute_task.apply_async, (run.pk,), queue=settings.CASA_QUEUE))
+    transaction.on_commit(
+        partial(current_app.send_task, task_names.RUN_EXECUTE, (run.pk,), queue=settings.CASA_QUEUE)
+    )
 
 
 def run_rerun(*, run: Run, from_step: int | None, by) -> Run:

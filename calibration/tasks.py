@@ -7,8 +7,10 @@ the reapers to `default` (settings.CELERY_TASK_ROUTES), so they run when every c
 from celery import shared_task
 from celery.signals import worker_ready
 
+from calibration import task_names
 
-@shared_task(name="calibration.tasks.run_execute")
+
+@shared_task(name=task_names.RUN_EXECUTE)
 def run_execute(run_id: int) -> None:
     from calibration.services import run_execute as run_execute_service
 
@@ -22,7 +24,7 @@ def reap_stale_runs() -> list[int]:
     return runs_reap_stale()
 
 
-@shared_task(name="calibration.tasks.script_generate")
+@shared_task(name=task_names.SCRIPT_GENERATE)
 def script_generate(generation_id: int) -> str:
     from calibration.generation import script_generate as script_generate_service
 

@@ -4,11 +4,16 @@ Django's default handlers keep small files in memory and write big ones to the s
 temporary folder; a 50 GB tarball belongs on the data disk, written as it arrives. Install
 `IngestUploadHandler` before anything reads request.POST/FILES (see `install`), and call
 `discard` when the request is over: what the ingest service did not take is removed.
+
+The `gate` given to `install` runs when the file's part begins, before a byte is stored: who
+asks, the EB's state, the declared size. Whatever it raises is kept in `handler.refused` and
+the body is not read any further (Django's CSRF check, or DRF's, may be what reads it first).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -37,9 +42,11 @@ class StagedUpload(UploadedFile):
 class IngestUploadHandler(FileUploadHandler):
     chunk_size = CHUNK
 
-    def __init__(self, request: HttpRequest | None = None) -> None:
+    def __init__(self, request: HttpRequest | None = None, gate: Callable[[], None] | None = None) -> None:
         super().__init__(request)
         self.limit = settings.INGEST_UPLOAD_MAX_BYTES
+        self.gate = gate
+        self.refused: Exception | None = None
         self.path: Path | None = None
         self.out = None
         self.received = 0
@@ -51,6 +58,12 @@ class IngestUploadHandler(FileUploadHandler):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
         if field_name != FIELD or self.path is not None:
             raise StopUpload(connection_reset=True)  # one file, in the one field we expect
+        if self.gate is not None:
+            try:
+                self.gate()
+            except Exception as exc:  # refused: nothing is stored, the rest of the body is not read
+                self.refused = exc
+                raise StopUpload(connection_reset=True) from None
         folder = upload_dir()
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{uuid.uuid4().hex}.part"
@@ -79,9 +92,10 @@ class IngestUploadHandler(FileUploadHandler):
             self.path.unlink(missing_ok=True)
 
 
-def install(request: HttpRequest) -> IngestUploadHandler:
-    """Make `request` stream its file to disk; must run before request.POST/FILES is read."""
-    handler = IngestUploadHandler(request)
+def install(request: HttpRequest, gate: Callable[[], None] | None = None) -> IngestUploadHandler:
+    """Make `request` stream its file to disk; must run before request.POST/FILES is read.
+    `gate` says whether the file may be stored at all (it raises when not)."""
+    handler = IngestUploadHandler(request, gate)
     request.upload_handlers = [handler]
     return handler
 
@@ -93,6 +107,15 @@ def declared_too_large(request: HttpRequest) -> int | None:
     except ValueError:
         return None
     return length if length > settings.INGEST_UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD else None
+
+
+class UploadTooLarge(ValueError):
+    """The declared body is over the limit."""
+
+
+def refuse_too_large(request: HttpRequest) -> None:
+    if (declared := declared_too_large(request)) is not None:
+        raise UploadTooLarge(f"{declared:,} bytes is over the upload limit of {limit_text()}")
 
 
 def discard(handler: IngestUploadHandler) -> None:

@@ -46,6 +46,9 @@ urlpatterns = [
     ),
     path("calibration/ingests/<int:pk>/", ingest_views.ingest_page, name="calibration-ingest"),
     path(
+        "calibration/ingests/<int:pk>/cancel/", ingest_views.ingest_cancel, name="calibration-ingest-cancel"
+    ),
+    path(
         "calibration/ingests/<int:pk>/status/", ingest_views.ingest_status, name="calibration-ingest-status"
     ),
 ]

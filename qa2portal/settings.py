@@ -324,8 +324,14 @@ INGEST_ROOTS = [
 # Empty: DATA_ROOT/.ingest-uploads.
 INGEST_UPLOAD_DIR = env_str("INGEST_UPLOAD_DIR", "")
 INGEST_UPLOAD_MAX_BYTES = env_int("INGEST_UPLOAD_MAX_BYTES", 50 * 1024**3)
-# An ingest in COPYING/CHECKING without progress for this long has lost its worker.
+# An ingest in COPYING/CHECKING without progress for this long has lost its worker; one still
+# QUEUED this long after it was asked for, with no worker having claimed it, was lost by the queue.
 INGEST_STALE_AFTER_SECONDS = env_int("INGEST_STALE_AFTER_SECONDS", 300)
+# What one archive may extract to (a tgz bomb, millions of empty files): bytes and members.
+INGEST_EXTRACT_MAX_BYTES = env_int("INGEST_EXTRACT_MAX_BYTES", 200 * 1024**3)
+INGEST_EXTRACT_MAX_MEMBERS = env_int("INGEST_EXTRACT_MAX_MEMBERS", 200_000)
+# An extraction or a copy must leave at least this much free on the data disk.
+INGEST_FREE_SPACE_MARGIN_BYTES = env_int("INGEST_FREE_SPACE_MARGIN_BYTES", 2 * 1024**3)
 
 # --- JIRA (unset = feature off) --------------------------------------------------------
 JIRA_WEBHOOK_SECRET = env_str("JIRA_WEBHOOK_SECRET", "")

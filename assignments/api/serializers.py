@@ -60,7 +60,7 @@ class ProjectCreateInputSerializer(serializers.Serializer):
 
 
 class MousSerializer(serializers.ModelSerializer):
-    """One whiteboard row; expects Mous.objects.for_whiteboard() (no query per row)."""
+    """One whiteboard row; expects assignments.selectors.whiteboard_rows() (no query per row)."""
 
     project = serializers.CharField(source="project.code", read_only=True)
     cycle = serializers.IntegerField(source="project.cycle", read_only=True)

@@ -37,6 +37,7 @@ from assignments.models import (
     TransitionForbidden,
 )
 from assignments.permissions import IsManager, MayIngest, MayIngestOrReadOnly, MayWorkOnMous
+from assignments.selectors import whiteboard_rows
 from qa2portal.api import id_param
 from qa2portal.ids import parse_id
 
@@ -165,7 +166,7 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
         return super().get_permissions()
 
     def get_queryset(self):
-        queryset = Mous.objects.for_whiteboard()
+        queryset = whiteboard_rows()
         if self.action != "list":
             return queryset
         form = WhiteboardFilter(self.request.query_params)
@@ -174,7 +175,7 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
         return form.apply(queryset)
 
     def _reload(self, mous: Mous) -> Mous:
-        return Mous.objects.for_whiteboard().get(pk=mous.pk)
+        return whiteboard_rows().get(pk=mous.pk)
 
     def _answer(self, mous: Mous, code: int = status.HTTP_200_OK) -> Response:
         mous = self._reload(mous)
@@ -285,7 +286,7 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
             by=request.user,
             note=data.validated_data["note"],
         )
-        rows = Mous.objects.for_whiteboard().filter(pk__in=data.validated_data["mous"])
+        rows = whiteboard_rows().filter(pk__in=data.validated_data["mous"])
         return Response(s.MousSerializer(rows, many=True).data)
 
     @extend_schema(responses=s.StateChangeSerializer(many=True))

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import partial
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -36,6 +37,8 @@ from assignments.models import (
 )
 
 log = logging.getLogger(__name__)
+
+PROCESS_TASK = "assignments.tasks.jira_delivery_process"  # the worker side of _process_soon
 security_log = logging.getLogger("qa2portal.security")
 
 # Headers worth keeping with a delivery (the signature proves what was received).
@@ -131,9 +134,8 @@ def delivery_accept(*, body: bytes, headers, remote_addr: str) -> Acceptance:
 
 
 def _process_soon(delivery_id: int) -> None:
-    from assignments.tasks import jira_delivery_process as jira_delivery_process_task
-
-    jira_delivery_process_task.delay(delivery_id)
+    # By name: assignments/tasks.py imports this module to process, never the reverse.
+    current_app.send_task(PROCESS_TASK, args=(delivery_id,))
 
 
 def delivery_replay(*, delivery: WebhookDelivery, by) -> None:

@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 from functools import partial
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +20,8 @@ from assignments.jira import client
 from assignments.jira.models import OutboxComment
 
 log = logging.getLogger(__name__)
+
+SEND_TASK = "assignments.tasks.jira_outbox_send"  # the worker side of _send_soon
 
 # Lifecycle moves the ticket hears about (an assignment is reported by outbox_enqueue_for_assignment).
 STATE_MESSAGES = {
@@ -47,9 +50,8 @@ def outbox_enqueue(*, mous, kind: str, text: str) -> OutboxComment | None:
 
 
 def _send_soon(outbox_id: int) -> None:
-    from assignments.tasks import jira_outbox_send as jira_outbox_send_task
-
-    jira_outbox_send_task.delay(outbox_id)
+    # By name: assignments/tasks.py imports this module to run the send, never the reverse.
+    current_app.send_task(SEND_TASK, args=(outbox_id,))
 
 
 def _who(user) -> str:

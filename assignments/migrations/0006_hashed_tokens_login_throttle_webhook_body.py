@@ -47,6 +47,11 @@ def hash_existing_tokens(apps, schema_editor):
         for key, user_id, created in rows
     )
     with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            # Zero the freed pages: unless SQLite was built with secure delete on, the rows of a
+            # dropped table stay in the file.
+            cursor.execute("PRAGMA secure_delete = ON")
+            cursor.execute("DELETE FROM authtoken_token")
         cursor.execute("DROP TABLE authtoken_token")
         # The app is no longer installed; forget its migrations, so re-adding it would start clean.
         cursor.execute("DELETE FROM django_migrations WHERE app = 'authtoken'")

@@ -4,13 +4,17 @@ POST /api/execution-blocks/<id>/ingest/         {"path": "/ingest/root/uid___A00
 POST /api/execution-blocks/<id>/ingest/upload/  multipart, field "file": a tar/tgz (streamed to disk)
 GET  /api/execution-blocks/<id>/ingest/         that EB's ingests, newest first
 GET  /api/ingests/<id>/                         one ingest: status, progress, error, summary
+POST /api/ingests/<id>/cancel/                  cancel a queued or running ingest (the EB unchanged)
 """
+
+from functools import partial
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,14 +23,16 @@ from rest_framework.views import APIView
 from assignments.auth import HashedTokenAuthentication
 from assignments.models import ExecutionBlock
 from calibration import ingest, uploads
-from calibration.ingest_views import MAY_NOT, ingest_status_data
 from calibration.models import DataIngest
 from qa2portal.api import id_param
 
 
 class DataIngestSerializer(serializers.ModelSerializer):
+    """One ingest row as JSON: the API's answer and the status page's poll alike."""
+
     percent = serializers.IntegerField(read_only=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
+    status_display = serializers.CharField(source="get_status_display", read_only=True)
 
     class Meta:
         model = DataIngest
@@ -36,6 +42,7 @@ class DataIngestSerializer(serializers.ModelSerializer):
             "source_kind",
             "source",
             "status",
+            "status_display",
             "active",
             "bytes_total",
             "bytes_done",
@@ -59,16 +66,22 @@ class IngestApiMixin:
 
     def require_may_ingest(self, request: Request) -> None:
         if not ingest.may_ingest(request.user):
-            raise PermissionDenied(MAY_NOT)
+            raise PermissionDenied(ingest.MAY_NOT)
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ingest.IngestRefused):
+        # "already present" / "ingest running" are conflicts; a bad path or file is bad input.
+        if isinstance(exc, ingest.IngestConflict):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, ingest.IngestRefused):
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, uploads.UploadTooLarge):
+            return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         return super().handle_exception(exc)
 
 
 def _accepted(item: DataIngest) -> Response:
-    return Response(ingest_status_data(item), status=status.HTTP_202_ACCEPTED)
+    item.refresh_from_db()  # FAILED already when the queue could not take it
+    return Response(DataIngestSerializer(item).data, status=status.HTTP_202_ACCEPTED)
 
 
 class EbIngestView(IngestApiMixin, APIView):
@@ -96,8 +109,22 @@ class EbIngestUploadView(IngestApiMixin, APIView):
 
     def initialize_request(self, request, *args, **kwargs):
         # Before authentication: the session CSRF check reads the body, and must stream it too.
-        self.upload_handler = uploads.install(request)
+        # The gate runs before the file's first byte is stored, whoever reads the body first.
+        self.upload_handler = uploads.install(
+            request, gate=partial(self.may_store, request, kwargs.get("pk"))
+        )
         return super().initialize_request(request, *args, **kwargs)
+
+    def may_store(self, django_request, pk) -> None:
+        """Who asks (the session's or the token's user: DRF sets it on the Django request), the
+        EB's state and the declared size, checked before the upload is written anywhere."""
+        if not ingest.may_ingest(getattr(django_request, "user", None)):
+            raise PermissionDenied(ingest.MAY_NOT)
+        eb = ExecutionBlock.objects.filter(pk=pk).first()
+        if eb is None:
+            raise NotFound("No ExecutionBlock matches the given query.")
+        ingest.refuse_if_busy(eb)
+        uploads.refuse_too_large(django_request)
 
     def finalize_response(self, request, response, *args, **kwargs):
         uploads.discard(self.upload_handler)  # what the service did not take
@@ -110,12 +137,11 @@ class EbIngestUploadView(IngestApiMixin, APIView):
     def post(self, request: Request, pk: int) -> Response:
         eb = get_object_or_404(ExecutionBlock, pk=pk)
         self.require_may_ingest(request)
-        if (declared := uploads.declared_too_large(request)) is not None:
-            return Response(
-                {"detail": f"{declared:,} bytes is over the upload limit of {uploads.limit_text()}"},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+        if self.upload_handler.refused is None:  # not read yet (a token client): ask before reading
+            self.may_store(request._request, pk)
         upload = request.data.get(uploads.FIELD)
+        if self.upload_handler.refused is not None:
+            raise self.upload_handler.refused
         if self.upload_handler.too_large:
             return Response(
                 {"detail": f"the file is over the upload limit of {uploads.limit_text()}"},
@@ -147,3 +173,11 @@ class DataIngestViewSet(IngestApiMixin, viewsets.ReadOnlyModelViewSet):
                 raise serializers.ValidationError({"status": f"one of {', '.join(DataIngest.Status.values)}"})
             qs = qs.filter(status=state)
         return qs
+
+    @extend_schema(request=None, responses={200: DataIngestSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int) -> Response:
+        """Cancel a queued or running ingest: FAILED at once, nothing of it kept, the EB unchanged."""
+        self.require_may_ingest(request)
+        item = ingest.cancel(self.get_object(), by=request.user)
+        return Response(DataIngestSerializer(item).data)

@@ -1,16 +1,11 @@
-"""{% load ingest_tags %}: whether the user may bring data in, the EB's latest ingest."""
+"""{% load ingest_tags %}: the EB's latest ingest. (Whether the user may bring data in is the
+intake rule's filter: {% load intake %}, `user|may_ingest`.)"""
 
 from django import template
 
-from calibration import ingest
 from calibration.models import DataIngest
 
 register = template.Library()
-
-
-@register.filter
-def may_ingest(user) -> bool:
-    return ingest.may_ingest(user)
 
 
 @register.simple_tag

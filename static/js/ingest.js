@@ -15,6 +15,8 @@
       s.percent + "%" + (s.bytes_total ? " · " + mb(s.bytes_done) + " of " + mb(s.bytes_total) : "") +
       (s.status === "CHECKING" ? " · checking in CASA" : "");
     document.getElementById("ingest-error").textContent = s.error || "";
+    const cancel = document.getElementById("ingest-cancel-form");
+    if (cancel && !s.active) cancel.hidden = true;
     if (s.status === "DONE") {
       document.getElementById("ingest-data-name").textContent = s.data_name;
       document.getElementById("ingest-done").hidden = false;

@@ -204,11 +204,13 @@ def test_refused_paths_say_why_and_queue_nothing(drm_client, ingest_root, tmp_pa
     (ingest_root / "notes.txt").write_text("hello")
     cases = {
         str(outside): "outside the ingest roots",
-        str(
-            ingest_root / "escape.ms"
-        ): f"outside the ingest roots ({ingest_root.parent}) (it leads to {outside})",
-        str(ingest_root / ".." / ".." / "outside.ms"): "outside the ingest roots",
+        # Where a link points is never said.
+        str(ingest_root / "escape.ms"): f"{ingest_root / 'escape.ms'} is a link: links are not followed",
+        str(ingest_root / ".." / ".." / "outside.ms"): "'..' is not accepted",
         str(ingest_root / "missing.ms"): "does not exist",
+        str(ingest_root / ("x" * 300)): "cannot be opened (File name too long)",
+        str(ingest_root / "random" / "notes.txt" / "deeper.ms"): "does not exist",
+        "/" + "a/" * 600: "at most 1000 are accepted",
         "relative/path.ms": "give an absolute path",
         str(ingest_root / "random"): "random is neither an MS (no table.dat) nor an ASDM (no ASDM.xml)",
         str(ingest_root / "notes.txt"): "notes.txt is not an MS, an ASDM, a UVFITS file or a tar/tgz of one",
@@ -217,8 +219,10 @@ def test_refused_paths_say_why_and_queue_nothing(drm_client, ingest_root, tmp_pa
         response = drm_client.post(
             reverse("executionblock-ingest", args=[eb.pk]), {"path": path}, "application/json"
         )
-        assert response.status_code == 409, (path, response.content)
+        assert response.status_code == 400, (path, response.content)  # bad input, not a conflict
         assert message in response.json()["detail"], (path, response.json())
+        if path != str(outside):
+            assert str(outside) not in response.json()["detail"]  # never where a link leads
         page = drm_client.post(
             reverse("calibration-eb-ingest-path", args=[eb.pk]), {"path": path}, follow=True
         )
@@ -255,7 +259,7 @@ def test_uploads_that_are_not_archives_or_too_large_are_refused_and_removed(
 ):
     eb = make_eb()
     response = upload(drm_client, eb, "eb.tgz", b"this is not a tar file at all" * 40)
-    assert response.status_code == 409 and "eb.tgz is not a tar or tgz archive" in response.json()["detail"]
+    assert response.status_code == 400 and "eb.tgz is not a tar or tgz archive" in response.json()["detail"]
     response = drm_client.post(reverse("executionblock-ingest-upload", args=[eb.pk]), {})
     assert response.status_code == 400 and "multipart field 'file'" in response.json()["file"][0]
 
@@ -356,6 +360,10 @@ BAD_ARCHIVES = {
         lambda *_: tar_bytes((member("a.ms/table.dat"), b"x"), (member("b.ms/table.dat"), b"x")),
         "the archive holds 2 entries at its top (a.ms, b.ms); it must hold one MS, ASDM or UVFITS file",
     ),
+    "long-name": (
+        lambda *_: tar_bytes((member("x.ms", tarfile.DIRTYPE), None), (member("x.ms/" + "n" * 300), b"x")),
+        "the archive cannot be extracted (File name too long: x.ms/nnn",
+    ),
     "not-an-ms": (
         lambda *_: tar_bytes((member("x.ms/table.dat"), b"not a casa table" * 10)),
         "x.ms cannot be read as an MS:",
@@ -376,6 +384,9 @@ def test_bad_archives_fail_clearly_and_leave_nothing(
     assert item.status == DataIngest.Status.FAILED
     assert message in item.error, item.error
     assert "\n" not in item.error
+    # Shown to every signed-in user: no server path (DATA_ROOT, the staging folder, uploads).
+    assert str(eb_folder(eb).parent.parent) not in item.error and ".incoming-" not in item.error
+    assert str(ingest.upload_dir()) not in item.error
     assert_unchanged(eb)
     assert uploads_left() == []
     assert not (tmp_path.parent / "evil.txt").exists()
@@ -427,7 +438,8 @@ def test_links_inside_the_data_and_links_swapped_after_the_request_are_refused(
 
     ingest_execute.delay(item.pk)
     item = wait_done(item.pk)
-    assert item.status == DataIngest.Status.FAILED and "is outside the ingest roots" in item.error
+    assert item.status == DataIngest.Status.FAILED
+    assert item.error == f"{swapped} is a link: links are not followed below the ingest roots"
     assert_unchanged(eb)
 
 
@@ -522,3 +534,349 @@ def test_the_asdm_uid_is_read_from_asdm_xml(tmp_path):
     (tmp_path / "ASDM.xml").write_text("<ASDM")
     with pytest.raises(ingest.IngestFailed, match=r"ASDM\.xml cannot be read"):
         ingest.asdm_uid(tmp_path)
+
+
+# --- review fixes: confinement by fds, limits, messages, uploads, cancel, the check -------------
+def fresh_eb() -> ExecutionBlock:
+    return make_eb(uid=f"uid://A002/X{uuid.uuid4().hex[:8]}/X1")
+
+
+def _copying_row(eb: ExecutionBlock, source: str = "/x") -> DataIngest:
+    """A row as the worker has it while copying (Progress writes need the COPYING status)."""
+    return DataIngest.objects.create(
+        execution_block=eb, source_kind="path", source=source, status="COPYING", heartbeat_at=timezone.now()
+    )
+
+
+def _staging(item: DataIngest) -> Path:
+    staging = ingest.staging_folder(item)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _fake_ms(folder: Path) -> Path:
+    (folder / "ANTENNA").mkdir(parents=True)
+    (folder / "table.dat").write_bytes(b"t" * 100)
+    (folder / "ANTENNA" / "table.f0").write_bytes(b"a" * 100)
+    return folder
+
+
+def test_a_folder_swapped_for_a_link_after_the_scan_is_never_read(ingest_root, tmp_path):
+    """The race the path-based copy lost: scanned inside the root, swapped for a link to a secret
+    folder (or /proc/self) before the copy. The copy opens every folder with O_NOFOLLOW relative
+    to its parent's fd and compares (dev, ino) with the scan."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "table.f0").write_text("the secret")
+    for target in (secret, Path("/proc/self")):
+        source = _fake_ms(ingest_root / f"swap-{target.name}.ms")
+        eb = fresh_eb()
+        item = _copying_row(eb, str(source))
+        staging = _staging(item)
+        with ingest.open_source(str(source)) as opened:
+            tree = ingest.scan_source(opened)
+            os.rename(source / "ANTENNA", source / "ANTENNA.old")
+            os.symlink(target, source / "ANTENNA")
+            with pytest.raises(ingest.IngestFailed, match=r"ANTENNA was replaced while it was copied"):
+                ingest.copy_data(item, opened, staging, tree)
+        copied = [p.read_bytes() for p in staging.rglob("*") if p.is_file() and not p.is_symlink()]
+        assert (
+            b"the secret" not in b"".join(copied)
+            and not (staging / "data" / source.name / "ANTENNA" / "status").exists()
+        )
+
+    # A file replaced by another one, and a hard-linked file, are refused too.
+    source = _fake_ms(ingest_root / "replaced.ms")
+    item = _copying_row(fresh_eb(), str(source))
+    with ingest.open_source(str(source)) as opened:
+        tree = ingest.scan_source(opened)
+        os.rename(source / "table.dat", source / "table.dat.old")  # kept: its inode is not reused
+        (source / "table.dat").write_bytes(b"t" * 100)
+        with pytest.raises(ingest.IngestFailed, match=r"replaced.ms/table.dat was replaced"):
+            ingest.copy_data(item, opened, _staging(item), tree)
+    os.link(secret / "table.f0", source / "ANTENNA" / "table.f1")
+    with ingest.open_source(str(source)) as opened, pytest.raises(ingest.IngestFailed, match="2 hard links"):
+        ingest.scan_source(opened)
+
+
+def test_links_on_the_way_to_the_source_are_refused_without_saying_where_they_lead(
+    drm_client, ingest_root, tmp_path
+):
+    eb = fresh_eb()
+    outside = _fake_ms(tmp_path / "elsewhere" / "x.ms")
+    (ingest_root / "via").symlink_to(outside.parent)
+    (ingest_root / "proc").symlink_to("/proc/self")
+    for path in (ingest_root / "via" / "x.ms", ingest_root / "proc" / "root"):
+        response = drm_client.post(
+            reverse("executionblock-ingest", args=[eb.pk]), {"path": str(path)}, "application/json"
+        )
+        assert response.status_code == 400, response.content
+        detail = response.json()["detail"]
+        assert "is a link: links are not followed below the ingest roots" in detail, detail
+        assert str(outside.parent) not in detail and "/proc/self" not in detail
+    assert not DataIngest.objects.exists()
+
+
+def test_the_copy_keeps_file_modes_whichever_copy_branch_ran(ingest_root):
+    source = _fake_ms(ingest_root / "modes.ms")
+    os.chmod(source / "table.dat", 0o640)
+    os.chmod(source / "ANTENNA" / "table.f0", 0o604)
+    item = _copying_row(fresh_eb(), str(source))
+    with ingest.open_source(str(source)) as opened:
+        copy = ingest.copy_data(item, opened, _staging(item))
+    assert (copy / "table.dat").stat().st_mode & 0o777 == 0o640
+    assert (copy / "ANTENNA" / "table.f0").stat().st_mode & 0o777 == 0o604
+    assert (copy / "table.dat").read_bytes() == b"t" * 100
+
+
+def test_what_an_archive_extracts_to_is_limited(settings, ingest_root, tmp_path):
+    eb = fresh_eb()
+    many = tar_bytes(*[(member(f"x.ms/f{i}"), b"") for i in range(30)])
+    big = tar_bytes((member("x.ms/table.dat"), b"\0" * 50_000))
+
+    def extract(data: bytes) -> DataIngest:
+        item = _copying_row(fresh_eb())
+        staging = _staging(item)
+        with pytest.raises(ingest.IngestFailed) as failed:
+            ingest.extract_archive(item, io.BytesIO(data), len(data), staging)
+        written = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+        return str(failed.value), written
+
+    settings.INGEST_EXTRACT_MAX_MEMBERS = 10
+    message, _ = extract(many)
+    assert message == "the archive is refused: it holds more than 10 members"
+    settings.INGEST_EXTRACT_MAX_MEMBERS = 1000
+    settings.INGEST_EXTRACT_MAX_BYTES = 10_000
+    message, written = extract(big)
+    assert message == "the archive is refused: it extracts to more than 10,000 bytes" and written == 0
+    settings.INGEST_EXTRACT_MAX_BYTES = 10**12
+    settings.INGEST_FREE_SPACE_MARGIN_BYTES = 10**18  # more than any disk: nothing fits
+    message, written = extract(big)
+    assert "extracts to more than the data disk can take" in message and written == 0
+    # The same free-space check before a copy.
+    source = _fake_ms(ingest_root / "nospace.ms")
+    item = _copying_row(eb, str(source))
+    with (
+        ingest.open_source(str(source)) as opened,
+        pytest.raises(ingest.IngestFailed, match=r"keeps .* spare"),
+    ):
+        ingest.copy_data(item, opened, _staging(item))
+
+
+def test_archive_errors_never_show_server_paths(settings, tmp_path):
+    item = _copying_row(fresh_eb())
+    staging = _staging(item)
+    data = tar_bytes((member("x.ms", tarfile.DIRTYPE), None), (member("x.ms/" + "n" * 300), b"x"))
+    with pytest.raises(ingest.IngestFailed) as failed:
+        ingest.extract_archive(item, io.BytesIO(data), len(data), staging)
+    message = str(failed.value)
+    assert message.startswith("the archive cannot be extracted (File name too long: x.ms/nnn"), message
+    assert str(settings.DATA_ROOT) not in message and ".incoming-" not in message
+    assert ingest.scrub(
+        f"{staging}/archive/a: {ingest.upload_dir()}/b.upload {settings.DATA_ROOT}/c", staging
+    ) == ("archive/a: b.upload c")
+
+
+def _raw_upload(live_server, path: str, cookies: dict[str, str], declared: int, sent: int) -> bytes:
+    """POST a multipart upload over a real socket, sending only `sent` bytes of the file while
+    declaring `declared`: what the server answers before the rest arrives (b"" if nothing).
+    More than one 4 MB read chunk is sent: the parser reads that much before it sees the file."""
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(live_server.url)
+    boundary = "qa2boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.tar"\r\n'
+        "Content-Type: application/x-tar\r\n\r\n"
+    ).encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host.netloc}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(head) + declared}\r\nX-CSRFToken: {cookies['csrftoken']}\r\n"
+        f"Referer: {live_server.url}/\r\n"
+        f"Cookie: {'; '.join(f'{k}={v}' for k, v in cookies.items())}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host.hostname, host.port), timeout=15) as sock:
+        sock.sendall(request + head + b"\0" * sent)
+        try:
+            return sock.recv(65536)
+        except TimeoutError:
+            return b""
+
+
+def test_a_refused_upload_is_answered_before_any_byte_is_stored(live_server, settings, ingest_root):
+    """The session CSRF check reads the body before the view checks who asks: the gate in the
+    upload handler says no at the file's first byte, so nothing is written and the server
+    answers without waiting for the rest (a reducer, an EB with its data, an ingest running)."""
+    eb, busy = fresh_eb(), make_eb(uid="uid://A002/X777/X7")
+    ExecutionBlock.objects.filter(pk=busy.pk).update(data_status="present", data_name="raw/old.ms")
+    csrf = "c" * 32
+    users = {
+        "reducer": PersonFactory(user__username="gate-reducer").user,
+        "drm": PersonFactory(user__username="gate-drm", role=Person.Role.DRM).user,
+    }
+    cases = [
+        ("reducer", reverse("executionblock-ingest-upload", args=[eb.pk]), b"403"),
+        ("drm", reverse("executionblock-ingest-upload", args=[busy.pk]), b"409"),
+        ("drm", reverse("calibration-eb-ingest-upload", args=[busy.pk]), b"302"),
+        ("reducer", reverse("calibration-eb-ingest-upload", args=[eb.pk]), b"403"),
+    ]
+    for who, path, expected in cases:
+        client = Client()
+        client.force_login(users[who])
+        cookies = {"sessionid": client.cookies["sessionid"].value, "csrftoken": csrf}
+        answer = _raw_upload(live_server, path, cookies, declared=50 * 1024**2, sent=6 * 1024**2)
+        assert answer.split(b"\r\n", 1)[0].split(b" ")[1:2] == [expected], (who, path, answer[:300])
+        assert uploads_left() == [], (who, path)
+    assert not DataIngest.objects.exists()
+    # The declared size is checked at the same point (API and page alike).
+    settings.INGEST_UPLOAD_MAX_BYTES = 100_000
+    client = Client()
+    client.force_login(users["drm"])
+    cookies = {"sessionid": client.cookies["sessionid"].value, "csrftoken": csrf}
+    answer = _raw_upload(
+        live_server, reverse("executionblock-ingest-upload", args=[eb.pk]), cookies, 50 * 1024**2, 6 * 1024**2
+    )
+    assert b" 413 " in answer.split(b"\r\n", 1)[0] and uploads_left() == []
+
+
+def test_an_ingest_the_queue_cannot_take_fails_at_once(drm_client, ingest_root, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from calibration import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.ingest_execute, "delay", broker_down)
+    eb = fresh_eb()
+    source = _fake_ms(ingest_root / "q.ms")
+    response = drm_client.post(
+        reverse("executionblock-ingest", args=[eb.pk]), {"path": str(source)}, "application/json"
+    )
+    assert response.status_code == 202 and response.json()["status"] == "FAILED", response.content
+    item = DataIngest.objects.get(execution_block=eb)
+    assert item.status == "FAILED" and "could not be queued" in item.error
+    assert_unchanged(eb)
+    monkeypatch.undo()  # the EB is free again: a new request is accepted
+    response = drm_client.post(
+        reverse("executionblock-ingest", args=[eb.pk]), {"path": str(source)}, "application/json"
+    )
+    assert response.status_code == 202 and response.json()["status"] == "QUEUED"
+    DataIngest.objects.filter(status="QUEUED").update(status="FAILED")
+
+
+def test_the_reaper_fails_a_queued_ingest_no_worker_took_and_leaves_foreign_files(settings, tmp_path):
+    eb = fresh_eb()
+    old = timezone.now() - dt.timedelta(seconds=settings.INGEST_STALE_AFTER_SECONDS + 5)
+    lost = DataIngest.objects.create(
+        execution_block=eb, source_kind="upload", source="x.tgz", created_at=old, upload_name="lost.upload"
+    )
+    waiting = DataIngest.objects.create(
+        execution_block=make_eb(uid="uid://A002/X996/X6"), source_kind="path", source="/x"
+    )
+    folder = ingest.upload_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    secret = tmp_path / "secret.part"
+    secret.write_text("not ours")
+    (folder / "lost.upload").write_bytes(b"x")
+    (folder / "a-folder.upload").mkdir()
+    (folder / "link.part").symlink_to(secret)
+    (folder / "notes.txt").write_text("an operator's file")
+    long_ago = time.time() - settings.INGEST_STALE_AFTER_SECONDS - 5
+    for name in ("a-folder.upload", "notes.txt", "lost.upload"):
+        os.utime(folder / name, (long_ago, long_ago))
+    os.utime(folder / "link.part", (long_ago, long_ago), follow_symlinks=False)
+    assert ingest.ingests_reap_stale() == [lost.pk]
+    lost.refresh_from_db()
+    assert lost.status == "FAILED" and "no worker took the ingest" in lost.error
+    assert DataIngest.objects.get(pk=waiting.pk).status == "QUEUED"  # asked for just now
+    assert uploads_left() == ["a-folder.upload", "link.part", "notes.txt"]  # only its own regular files
+    assert secret.read_text() == "not ours"
+    assert_unchanged(eb)
+
+
+def test_a_queued_ingest_is_cancelled_through_the_api_and_the_page(drm_client, ingest_root):
+    eb = fresh_eb()
+    response = upload(drm_client, eb, "eb.tar", tar_bytes((member("x.ms/table.dat"), b"x")))
+    assert response.status_code == 202
+    item = DataIngest.objects.get(pk=response.json()["id"])
+    DataIngest.objects.filter(pk=item.pk).update(status="QUEUED")
+    page = drm_client.get(reverse("calibration-ingest", args=[item.pk])).content.decode()
+    assert 'id="ingest-cancel"' in page
+    reducer = Client()
+    reducer.force_login(PersonFactory(user__username="cancel-reducer").user)
+    assert reducer.post(reverse("dataingest-cancel", args=[item.pk])).status_code == 403
+    answer = drm_client.post(reverse("dataingest-cancel", args=[item.pk]))
+    assert answer.status_code == 200, answer.content
+    assert (
+        answer.json()["status"] == "FAILED"
+        and answer.json()["error"] == "cancelled by ingestdrm; nothing was changed"
+    )
+    assert uploads_left() == []  # the upload the worker will never read
+    assert_unchanged(eb)
+    again = drm_client.post(reverse("dataingest-cancel", args=[item.pk]))
+    assert again.status_code == 409 and "already failed" in again.json()["detail"]
+    page = drm_client.post(reverse("calibration-ingest-cancel", args=[item.pk]), follow=True).content.decode()
+    assert "Not cancelled: ingest" in page and 'id="ingest-cancel"' not in page
+    # One JSON for a row: the status endpoint answers what the API answers.
+    status = drm_client.get(reverse("calibration-ingest-status", args=[item.pk])).json()
+    assert status == drm_client.get(reverse("dataingest-detail", args=[item.pk])).json()
+    assert status["status_display"] == "Failed"
+
+
+@pytest.mark.casa
+def test_the_check_is_sandboxed_and_its_clock_starts_when_the_copy_is_done(
+    celery_worker_process, small_eb, monkeypatch
+):
+    """Real CASA, in this process. The check reads the copy in its staging folder: data outside
+    it is not even visible in the sandbox. And its timeout counts from the go order, not from
+    CASA's start (the copy of a large ASDM may take longer than the check's whole budget)."""
+    from calibration import casa
+
+    assert casa.sandbox_mode() == "bwrap", "this machine has bubblewrap: the check must use it"
+    eb = fresh_eb()
+    item = _copying_row(eb)
+    staging = _staging(item)
+    DataIngest.objects.filter(pk=item.pk).update(status="CHECKING")
+    # Outside the staging folder (the test's simulated data): the sandbox does not show it.
+    checker = ingest.CasaCheck(item, staging)
+    summary = checker.result(small_eb.ms, "ms")
+    assert "error" in summary and "antennas" not in summary, summary
+
+    monkeypatch.setattr(ingest, "CHECK_TIMEOUT", 15)
+    copy = shutil.copytree(small_eb.ms, staging / "data" / small_eb.ms.name)
+    checker = ingest.CasaCheck(item, staging)
+    time.sleep(20)  # "the copy": longer than the check's whole budget
+    summary = checker.result(copy, "ms")
+    assert summary["execblock_uids"] == [SIM_UID] and summary["antennas"], summary
+    shutil.rmtree(staging)
+
+
+@pytest.mark.casa
+def test_a_running_ingest_is_cancelled_and_the_eb_stays_as_it_was(
+    celery_worker_process, drm_client, ingest_root
+):
+    source = shutil.copy(_ngc5921_fits(), ingest_root / "NGC5921.fits")
+    eb = make_eb(uid="uid://A002/Xsim02/X9")
+    response = drm_client.post(
+        reverse("executionblock-ingest", args=[eb.pk]), {"path": str(source)}, "application/json"
+    )
+    item_id = response.json()["id"]
+    started = time.monotonic()
+    while DataIngest.objects.get(pk=item_id).status not in ("COPYING", "CHECKING"):
+        assert time.monotonic() - started < TIMEOUT
+        time.sleep(0.05)
+    answer = drm_client.post(reverse("dataingest-cancel", args=[item_id]))
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["error"] == "cancelled by ingestdrm; nothing was changed"
+    # The worker notices, stops CASA and removes its staging folder; the EB never gets the data.
+    started = time.monotonic()
+    while (eb_folder(eb) / "raw").exists() and any((eb_folder(eb) / "raw").iterdir()):
+        assert time.monotonic() - started < TIMEOUT, raw_entries(eb)
+        time.sleep(0.2)
+    time.sleep(6)  # past a heartbeat: a worker that did not notice would publish by now
+    item = DataIngest.objects.get(pk=item_id)
+    assert item.status == "FAILED" and item.error == "cancelled by ingestdrm; nothing was changed"
+    assert_unchanged(eb)

@@ -197,3 +197,68 @@ def test_the_reaper_runs_on_default_while_every_casa_slot_is_busy(
     assert default_worker.proc.poll() is None
     services.run_cancel(run=busy, by=reducer.user)
     assert wait_terminal(busy, timeout=30).status == Run.Status.CANCELLED
+
+
+def test_a_whole_run_over_its_own_limit_times_out_though_no_step_does(
+    worker_environment, dedicated_worker, make_eb, ngc5921_ms, reducer, settings, tmp_path
+):
+    # dedicated_worker: for the data root that workers share (this worker has its own setting).
+    from tests.conftest import _start_worker, _wait_for_worker, stop_worker
+
+    settings.CASA_QUEUE = f"casa-runlimit-{os.getpid()}-{time.monotonic_ns()}"
+    name = f"runlimit-{os.getpid()}@localhost"
+    log = tmp_path / "worker.log"
+    env = {**worker_environment, "CASA_RUN_WALLCLOCK_LIMIT": "8"}
+    proc = _start_worker(env, log, name, queues=settings.CASA_QUEUE)
+    try:
+        _wait_for_worker(name, proc, log)
+        eb = make_eb(ngc5921_ms)
+        nap = "import time\ntime.sleep(3)"
+        version = script_version(eb, alma_steps(nap, nap, nap, nap, nap))
+
+        run = wait_terminal(services.run_create(version=version, steps=[], by=reducer.user), timeout=120)
+
+        assert run.status == Run.Status.TIMED_OUT, run.error
+        assert run.error == "the run exceeded its 8 s limit"
+        statuses = list(run.steps.values_list("status", flat=True))
+        assert RunStep.Status.TIMED_OUT in statuses and statuses[-1] == RunStep.Status.NOT_RUN
+        assert processes_in(Path(run.folder)) == []
+    finally:
+        stop_worker(proc)
+
+
+def test_a_crash_in_the_follower_still_kills_the_casa_process_group(
+    make_eb, ngc5921_ms, reducer, monkeypatch
+):
+    """Every exit path of the follower ends CASA: here the worker itself fails mid-step."""
+    from calibration import engine
+
+    eb = make_eb(ngc5921_ms)
+    version = script_version(eb, alma_steps("import time\ntime.sleep(600)"))
+    run = Run.objects.create(
+        script_version=version,
+        mous=eb.mous,
+        execution_block=eb,
+        status=Run.Status.RUNNING,
+        folder=str(services.run_folder_for(version)),
+        attempts=1,
+    )
+    RunStep.objects.create(run=run, number=0, title="step 0")
+    folder = run.folder_path
+    seen: list[list[int]] = []
+    original = engine._apply
+
+    def failing_apply(event, f, timeout):
+        original(event, f, timeout)
+        if event["event"] == "step_start":
+            time.sleep(1)
+            seen.append(processes_in(folder))
+            raise RuntimeError("the worker broke")
+
+    # A RuntimeError is not an event problem: it leaves the follower like any worker fault.
+    monkeypatch.setattr(engine, "_apply", failing_apply)
+    with pytest.raises(RuntimeError, match="the worker broke"), engine.folder_lock(run):
+        engine.execute(run, version.verify(), version.script.filename)
+
+    assert seen and seen[0], "CASA was running when the follower failed"
+    assert processes_in(folder) == []

@@ -1,6 +1,6 @@
 import pytest
 
-from assignments.models import Mous
+from assignments.selectors import whiteboard_rows
 from calibration.models import Run
 from reports.models import Diagnostic, Finding
 from tests.factories import ExecutionBlockFactory, MousFactory
@@ -24,7 +24,7 @@ def test_whiteboard_counts_open_findings_of_the_newest_diagnosed_run():
     _run_with_findings(mous, [0.2, 0.5, 1.0])
     _run_with_findings(mous, [0.4, 0.95])  # newer: only this run counts
 
-    rows = {m.pk: m for m in Mous.objects.for_whiteboard()}
+    rows = {m.pk: m for m in whiteboard_rows()}
 
     assert rows[mous.pk].open_findings == 1
     assert rows[quiet.pk].open_findings is None
