@@ -205,9 +205,9 @@ def sandbox_argv(cwd: Path, writable: Sequence[Path]) -> list[str]:
         argv += ["--ro-bind", source, target]
     for path in map(str, in_casa_code_roots()):
         argv += ["--ro-bind", path, path]
-    # HOME is shared by every run: read-only, so no step can plant a config for the next one
-    # (the worker fills its caches at start, sandbox_decide).
-    argv += ["--ro-bind", str(settings.CASA_HOME), str(settings.CASA_HOME)]
+    # HOME is a private, empty tmpfs per run: caches work (matplotlib's takes 0.1 s to build)
+    # and nothing a step writes there reaches the host or the next run.
+    argv += ["--tmpfs", str(settings.CASA_HOME)]
     for path in [cwd, *writable]:
         argv += ["--bind", str(path), str(path)]
     return [*argv, "--chdir", str(cwd), "--"]
@@ -226,9 +226,6 @@ def sandbox_mode() -> str:
     return "bwrap"
 
 
-HOME_WARMUP_CODE = "import casatools, casatasks, matplotlib.pyplot\n"
-
-
 def sandbox_decide() -> dict:
     """At worker start: decide the sandbox mode, prove it can start CASA's interpreter, and
     record the answer for the health page (var/sandbox.json)."""
@@ -238,8 +235,6 @@ def sandbox_decide() -> dict:
         info["mode"] = sandbox_mode()
         probe_dir = Path(settings.VAR_DIR) / "sandbox-probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
-        # Fill HOME's caches (matplotlib's font list) now: in the sandbox HOME is read-only.
-        run_casa(HOME_WARMUP_CODE, cwd=probe_dir, timeout=300)
         proc = start_casa("import casadata, sys; print(sys.prefix)", cwd=probe_dir, sandbox=True)
         _, err = proc.communicate(timeout=60)
         if proc.returncode != 0:

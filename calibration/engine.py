@@ -57,6 +57,9 @@ TAIL_LINES = 200
 POLL_SECONDS = 1.0
 # After CASA exits, how long leftovers holding its pipes may keep them open (then: killed).
 EXIT_DRAIN_SECONDS = 2.0
+# After its last step (or a failed one) CASA must exit: what a script left running (a fork,
+# a thread that never ends) is stopped this long after, not waited for until the step limit.
+EXIT_GRACE_SECONDS = 15.0
 # Reads of CASA's output (64 KiB each) before the event pipe gets its turn.
 OUTPUT_READS_PER_EVENT_READ = 16
 # A line longer than this is cut into output lines (an event is never that long).
@@ -97,6 +100,8 @@ class Follower:
     step_deadline: float = 0.0
     failed: RunStep | None = None
     finished_cleanly: bool = False
+    done_at: float | None = None  # when the last step ended or one failed
+    lingered: bool = False  # CASA had to be stopped after its work was done
 
 
 # --- one run per folder ------------------------------------------------------------------
@@ -297,6 +302,11 @@ def _follow(proc: subprocess.Popen, f: Follower, events_fd: int) -> Outcome:
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=POLL_SECONDS)
         now = time.monotonic()
+        if f.done_at is not None and proc.poll() is None and now - f.done_at > EXIT_GRACE_SECONDS:
+            f.output.write(f"=== CASA did not exit {EXIT_GRACE_SECONDS:g} s after its last step: stopped\n")
+            f.lingered = True
+            casa.kill_group(proc)
+            break
         if proc.poll() is not None:
             exited_at = exited_at or now
             if not pipes or now - exited_at > EXIT_DRAIN_SECONDS:
@@ -342,12 +352,12 @@ def _exit_outcome(returncode: int, f: Follower) -> Outcome:
     if f.failed is not None:
         first = (f.failed.error.splitlines() or ["(no message)"])[0]
         return Outcome(Run.Status.FAILED, f"step {f.failed.number} failed: {first}")
-    killed_by = _signal_of(returncode)
+    killed_by = None if f.lingered else _signal_of(returncode)
     if killed_by is not None:
         name = signal.Signals(killed_by).name
         where = f"in step {f.current.number}" if f.current else "outside any step"
         return Outcome(Run.Status.FAILED, f"CASA crashed {where}: killed by {name}", exit_signal=killed_by)
-    if returncode != 0 or not f.finished_cleanly or f.current is not None:
+    if (returncode != 0 and not f.lingered) or not f.finished_cleanly or f.current is not None:
         tail = " | ".join(list(f.tail)[-3:])
         return Outcome(Run.Status.FAILED, f"CASA exited with code {returncode} before finishing: {tail}")
     not_run = [n for n, s in f.steps.items() if s.status == RunStep.Status.PENDING]
@@ -451,7 +461,7 @@ def _apply(event: dict, f: Follower, timeout: int) -> None:
         step.output_tail = "\n".join(f.tail)
         step.save()
         if not ok:
-            f.failed = step
+            f.failed, f.done_at = step, time.monotonic()
         f.current = None
     elif kind == "products":
         step = _step(f, event)
@@ -466,6 +476,7 @@ def _apply(event: dict, f: Follower, timeout: int) -> None:
         if f.current is not None:
             raise BadEvent(f"the runner cannot end while step {f.current.number} runs")
         f.finished_cleanly = True
+        f.done_at = f.done_at or time.monotonic()
 
 
 def _warn(f: Follower, step: RunStep | None, message: str) -> None:

@@ -135,7 +135,7 @@ def test_sleeping_forever_times_out(celery_worker_process, make_eb, ngc5921_ms, 
     assert_worker_alive(celery_worker_process)
 
 
-def test_home_is_read_only_so_no_step_plants_a_config_for_the_next(
+def test_home_is_private_so_no_step_plants_a_config_for_the_next(
     celery_worker_process, make_eb, ngc5921_ms, reducer
 ):
     eb = make_eb(ngc5921_ms)
@@ -146,6 +146,18 @@ def test_home_is_read_only_so_no_step_plants_a_config_for_the_next(
         f"import os\nos.makedirs({str(planted.parent)!r}, exist_ok=True)\nopen({str(planted)!r}, 'w')",
     )
 
-    assert run.status == Run.Status.FAILED
-    assert "Read-only file system" in run.steps.get(number=0).error
-    assert not planted.exists()
+    assert run.status == Run.Status.SUCCEEDED, run.error  # written to the run's private HOME ...
+    assert not planted.exists()  # ... which is gone with the run
+
+
+def test_a_process_left_running_after_the_last_step_does_not_hold_the_run(
+    celery_worker_process, make_eb, ngc5921_ms, reducer
+):
+    eb = make_eb(ngc5921_ms)
+    # A thread that never ends keeps Python from exiting after the runner's work is done.
+    never_ends = "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,)).start()"
+    run = run_steps(eb, reducer, never_ends)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert "did not exit" in (Path(run.folder) / run.output_log_name).read_text()
+    assert_worker_alive(celery_worker_process)
