@@ -27,33 +27,8 @@ from assignments.models import (
 )
 from assignments.staging import mous_stage
 
-# What mous_create accepts besides the project and the EB uids (state, assignee, version are
-# the lifecycle's; created_by is `by`).
-MOUS_CREATE_FIELDS = frozenset(
-    {
-        "uid",
-        "sb_name",
-        "science_goal",
-        "array",
-        "band",
-        "representative_frequency_ghz",
-        "requested_rms_mjy",
-        "rms_bandwidth_mhz",
-        "resolution_min_arcsec",
-        "resolution_max_arcsec",
-        "goal",
-        "due_date",
-        "jira_key",
-        "pipeline_failed",
-        "weblog_url",
-        "bandwidth_switching",
-        "long_baseline",
-        "polarization",
-        "solar",
-        "ephemeris",
-        "notes",
-    }
-)
+# What mous_create accepts besides the project and the EB uids: the uid and the request.
+MOUS_CREATE_FIELDS = frozenset({"uid", *Mous.REQUEST_FIELDS})
 UID_FORMAT = "an ALMA uid looks like uid://A001/X13e/X1fe"
 
 

@@ -235,6 +235,31 @@ class TransitionForbidden(PermissionError):
 class Mous(models.Model):
     """A member observing unit set: the unit a reducer calibrates, images and delivers."""
 
+    # What the request says about the MOUS: set when it is registered (with its uid), edited
+    # by a DRM later. State, assignee and version have their own paths; created_by is the caller.
+    REQUEST_FIELDS = (
+        "sb_name",
+        "science_goal",
+        "array",
+        "band",
+        "representative_frequency_ghz",
+        "requested_rms_mjy",
+        "rms_bandwidth_mhz",
+        "resolution_min_arcsec",
+        "resolution_max_arcsec",
+        "goal",
+        "due_date",
+        "jira_key",
+        "pipeline_failed",
+        "weblog_url",
+        "bandwidth_switching",
+        "long_baseline",
+        "polarization",
+        "solar",
+        "ephemeris",
+        "notes",
+    )
+
     class Array(models.TextChoices):
         TWELVE_M_EXTENDED = "TE", "12m (_TE)"
         TWELVE_M_COMPACT = "TC", "12m compact (_TC)"

@@ -156,29 +156,9 @@ def mous_bulk_assign(*, mous_ids: list[int], reducer: Person, by, note: str = ""
     return [mous_assign(mous=found[pk], reducer=reducer, by=by, note=note) for pk in sorted(found)]
 
 
-# Fields a DRM may edit on an existing MOUS (state, assignee and version have their own paths).
-EDITABLE_FIELDS = (
-    "sb_name",
-    "science_goal",
-    "array",
-    "band",
-    "representative_frequency_ghz",
-    "requested_rms_mjy",
-    "rms_bandwidth_mhz",
-    "resolution_min_arcsec",
-    "resolution_max_arcsec",
-    "goal",
-    "due_date",
-    "jira_key",
-    "pipeline_failed",
-    "weblog_url",
-    "bandwidth_switching",
-    "long_baseline",
-    "polarization",
-    "solar",
-    "ephemeris",
-    "notes",
-)
+# Fields a DRM may edit on an existing MOUS: its request (state, assignee and version have
+# their own paths).
+EDITABLE_FIELDS = Mous.REQUEST_FIELDS
 
 
 @transaction.atomic

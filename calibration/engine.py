@@ -155,7 +155,6 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
     workerfiles.write_bytes(folder, script_name, script_bytes)
     steps = list(run.steps.order_by("pk"))
     nonce = secrets.token_hex(16)
-    read_fd, write_fd = os.pipe()
     request = {
         "script": script_bytes.decode("utf-8"),
         "spec": {
@@ -165,7 +164,6 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
             "exclude": [script_name, run.output_log_name],
             "diagnostics_dir": f"qa2portal-diagnostics/run{run.pk}",
         },
-        "event_fd": write_fd,
         "nonce": nonce,
     }
     proc: subprocess.Popen | None = None
@@ -173,6 +171,8 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
         output.write(f"=== run {run.pk} attempt {run.attempts} started {timezone.now():%Y-%m-%d %H:%M:%S}Z\n")
         output.flush()
         follower = Follower(run=run, steps={s.number: s for s in steps}, output=output, nonce=nonce)
+        read_fd, write_fd = os.pipe()  # the events' own pipe; CASA gets the write end only
+        request["event_fd"] = write_fd
         try:
             proc = casa.start_casa(
                 RUNNER_CODE,
@@ -187,11 +187,11 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
             threading.Thread(target=_send, args=(proc.stdin, json.dumps(request)), daemon=True).start()
             outcome = _follow(proc, follower, read_fd)
         finally:
+            if proc is not None:
+                _kill_everything(proc)
             if write_fd >= 0:
                 os.close(write_fd)
             os.close(read_fd)
-            if proc is not None:
-                _kill_everything(proc)
     _record_log_product(run)
     return outcome
 

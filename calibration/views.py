@@ -29,7 +29,8 @@ from assignments.datafiles import (
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
 from calibration import generation, services
-from calibration.models import Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
+from calibration.api.serializers import RunProgressSerializer
+from calibration.models import Product, Run, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
 from qa2portal.ids import parse_id
 
@@ -346,37 +347,6 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "calibration/run.html", context)
 
 
-def run_status_data(run: Run) -> dict:
-    steps = list(run.steps.all())
-    done = sum(1 for s in steps if s.status in (RunStep.Status.SUCCEEDED, RunStep.Status.FAILED))
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "terminal": run.is_terminal,
-        "error": run.error,
-        "attempts": run.attempts,
-        "cancel_requested": run.cancel_requested,
-        "steps_done": done,
-        "steps_total": len(steps),
-        "duration_seconds": run.duration_seconds,
-        "steps": [
-            {
-                "number": s.number,
-                "title": s.title,
-                "status": s.status,
-                "duration_seconds": s.duration_seconds,
-                "error": s.error,
-                "skipped_helpers": s.skipped_helpers,
-                "casa_tasks": s.casa_tasks,
-                "severe": s.severe_messages,
-                "output_tail": s.output_tail[-4000:],
-            }
-            for s in steps
-        ],
-        "log_tail": _log_tail(run),
-    }
-
-
 def _log_tail(run: Run) -> str:
     """The end of the run's output log; a planted link or FIFO is named, never read."""
     try:
@@ -403,8 +373,8 @@ def _forbidden(name: str, exc: UnsafePath) -> HttpResponse:
 
 @login_required
 def run_status(request: HttpRequest, pk: int) -> JsonResponse:
-    run = get_object_or_404(Run, pk=pk)
-    return JsonResponse(run_status_data(run))
+    run = get_object_or_404(Run.objects.select_related("created_by").prefetch_related("steps"), pk=pk)
+    return JsonResponse({**RunProgressSerializer(run).data, "log_tail": _log_tail(run)})
 
 
 @login_required

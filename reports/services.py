@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from assignments.models import ExecutionBlock, person_of
+from assignments.models import person_of
 from calibration.models import Product, Run, RunStep, ScriptVersion
 from calibration.services import script_version_create
 from reports import qa
@@ -60,12 +60,6 @@ def topic_scores(run: Run) -> dict[str, float | None]:
         current = scores[topic]
         scores[topic] = score if current is None else min(current, score)
     return scores
-
-
-def latest_diagnosed_run(eb: ExecutionBlock) -> Run | None:
-    return (
-        Run.objects.filter(execution_block=eb, diagnostics__isnull=False).order_by("-pk").distinct().first()
-    )
 
 
 def finding_apply(*, finding: Finding, by) -> ScriptVersion:

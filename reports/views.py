@@ -20,12 +20,9 @@ from qa2portal.ids import parse_id
 from reports import artifacts, figures, services
 from reports.edits import EditFailed
 from reports.models import BLUE, Diagnostic, Finding, Topic, score_band
+from reports.selectors import runs_with_diagnostics
 
 pio.json.config.default_engine = "orjson"
-
-
-def _runs_with_diagnostics(eb: ExecutionBlock) -> list[Run]:
-    return list(Run.objects.filter(execution_block=eb, diagnostics__isnull=False).distinct().order_by("-pk"))
 
 
 def _scores_rows(scores: dict[str, float | None]) -> list[dict]:
@@ -38,7 +35,7 @@ def _scores_rows(scores: dict[str, float | None]) -> list[dict]:
 @login_required
 def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous__project"), pk=pk)
-    runs = _runs_with_diagnostics(eb)
+    runs = runs_with_diagnostics(eb)
     run = runs[0] if runs else None
     if (wanted_run := parse_id(request.GET.get("run", ""))) is not None:
         run = next((r for r in runs if r.pk == wanted_run), run)
@@ -63,7 +60,7 @@ def mous_diagnostics(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
     rows = []
     for eb in mous.execution_blocks.order_by("uid"):  # a handful of EBs: one query each is fine
-        runs = _runs_with_diagnostics(eb)
+        runs = runs_with_diagnostics(eb)
         run = runs[0] if runs else None
         open_count = run.findings.filter(score__lte=BLUE).count() if run else None
         rows.append({"eb": eb, "run": run, "open": open_count})
@@ -328,7 +325,7 @@ def finding_apply(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def compare(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
-    runs = _runs_with_diagnostics(eb)
+    runs = runs_with_diagnostics(eb)
     by_pk = {r.pk: r for r in runs}
     a = by_pk.get(parse_id(request.GET.get("a", "")))
     b = by_pk.get(parse_id(request.GET.get("b", "")))

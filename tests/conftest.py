@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,26 +91,11 @@ class WorkerProcess:
 
 
 def _start_worker(env_extra: dict[str, str], log: Path, name: str, queues: str = "") -> subprocess.Popen:
-    from django.conf import settings
+    from qa2portal.management.commands.run_embedded import worker_command
 
     env = {**os.environ, **env_extra}
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "qa2portal",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "-Q",
-            queues or ",".join(settings.WORKER_QUEUES),
-            "-c",
-            "1",
-            "-n",
-            name,
-        ],
+        worker_command(name=name, concurrency=1, queues=queues.split(",") if queues else ()),
         cwd=REPO,
         env=env,
         stdout=log.open("w"),

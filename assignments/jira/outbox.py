@@ -59,7 +59,8 @@ def _who(user) -> str:
 
 
 def outbox_enqueue_for_state_change(change) -> OutboxComment | None:
-    """Comment on the ticket for the lifecycle moves DRMs follow there (called by Mous.transition)."""
+    """Comment on the ticket for the lifecycle moves DRMs follow there (a receiver of
+    assignments.events.mous_state_changed, which Mous.transition sends)."""
     mous, new = change.mous, change.new_state
     if change.old_state == "BLOCKED":
         label = f"unblocked (back to {new.replace('_', ' ').lower()})"

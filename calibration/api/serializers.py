@@ -103,6 +103,47 @@ class RunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RunStepProgressSerializer(RunStepSerializer):
+    """A step as the run page polls it (static/js/run.js): the API's step under the page's names."""
+
+    # The page shows the end of the output only: it polls every few seconds.
+    PAGE_OUTPUT_TAIL = 4000
+
+    severe = serializers.ListField(source="severe_messages", read_only=True)
+    output_tail = serializers.SerializerMethodField()
+
+    class Meta(RunStepSerializer.Meta):
+        fields = [*RunStepSerializer.Meta.fields, "severe"]
+        read_only_fields = fields
+
+    def get_output_tail(self, step: RunStep) -> str:
+        return step.output_tail[-self.PAGE_OUTPUT_TAIL :]
+
+
+class RunProgressSerializer(RunSerializer):
+    """The run page's poll (/calibration/runs/<pk>/status/): the API's run plus the progress bar.
+
+    The view adds log_tail (the end of the run's output log, read confined to the run folder).
+    """
+
+    steps = RunStepProgressSerializer(many=True, read_only=True)
+    terminal = serializers.BooleanField(source="is_terminal", read_only=True)
+    steps_done = serializers.SerializerMethodField()
+    steps_total = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField(read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "terminal", "steps_done", "steps_total", "duration_seconds"]
+        read_only_fields = fields
+
+    def get_steps_done(self, run: Run) -> int:
+        finished = (RunStep.Status.SUCCEEDED, RunStep.Status.FAILED)
+        return sum(1 for step in run.steps.all() if step.status in finished)
+
+    def get_steps_total(self, run: Run) -> int:
+        return len(run.steps.all())
+
+
 class RunCreateInputSerializer(serializers.Serializer):
     script_version = IdField()
     steps = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False, default=list)

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,10 @@ class Command(BaseCommand):
         if not skip_demo_data and "make_demo_data" in _commands():
             call_command("make_demo_data")
         web = Child("web server", web_command(host, port, settings.VAR_DIR), restart=False)
-        worker = Child("worker", worker_command(port, concurrency), restart=True)
+        # The port keeps two instances' node names apart (on a shared broker they would clash).
+        worker = Child(
+            "worker", worker_command(name=f"embedded-{port}@%h", concurrency=concurrency), restart=True
+        )
         beat = Child("beat", beat_command(settings.VAR_DIR), restart=True, follows="worker")
         Supervisor([web, worker, beat], self.say).run(
             f"qa2portal is up: http://{host}:{port}/  (Ctrl-C stops it)"
@@ -200,7 +204,13 @@ def describe(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
-def worker_command(port: int, concurrency: int) -> list[str]:
+def worker_command(
+    *, name: str, concurrency: int, queues: Sequence[str] = (), loglevel: str = "INFO"
+) -> list[str]:
+    """The Celery worker's command line (also the one the test suite starts its workers with).
+
+    `queues` defaults to every queue of settings.WORKER_QUEUES.
+    """
     return [
         sys.executable,
         "-m",
@@ -209,14 +219,13 @@ def worker_command(port: int, concurrency: int) -> list[str]:
         "qa2portal",
         "worker",
         "--loglevel",
-        "INFO",
+        loglevel,
         "-Q",
-        ",".join(settings.WORKER_QUEUES),
+        ",".join(queues or settings.WORKER_QUEUES),
         "-c",
         str(concurrency),
-        # The port keeps two instances' node names apart (on a shared broker they would clash).
         "-n",
-        f"embedded-{port}@%h",
+        name,
     ]
 
 
