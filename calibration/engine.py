@@ -43,6 +43,7 @@ from django.utils import timezone
 from calibration import casa, workerfiles
 from calibration.incasa.events import MARKER
 from calibration.models import Product, Run, RunStep
+from calibration.signals import step_diagnostics
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
             "casa_log": run.casa_log_name,
             "exclude": [script_name, run.output_log_name],
             "diagnostics_dir": f"qa2portal-diagnostics/run{run.pk}",
+            "after_step": settings.CASA_AFTER_STEP_HOOK,
         },
         "nonce": nonce,
     }
@@ -467,11 +469,9 @@ def _apply(event: dict, f: Follower, timeout: int) -> None:
         step = _step(f, event)
         record_products(f.run, step, event["items"], warn=lambda message: _warn(f, step, message))
     elif kind == "diagnostics":
-        from reports.services import diagnostics_record
-
         step = _step(f, event)
         items = _checked_diagnostics(f.run.folder_path, event["items"], lambda m: _warn(f, step, m))
-        diagnostics_record(run=f.run, step=step, items=items)
+        step_diagnostics.send(sender=Run, run=f.run, step=step, items=items)
     elif kind == "runner_end":
         if f.current is not None:
             raise BadEvent(f"the runner cannot end while step {f.current.number} runs")

@@ -294,6 +294,9 @@ CASA_SITECONFIG = BASE_DIR / "calibration" / "casasiteconfig.py"
 CASA_HOME = Path(env_str("CASA_HOME", str(VAR_DIR / "casa-home"))).resolve()
 CASA_PYTHON = env_str("CASA_PYTHON", "")  # empty: the interpreter running Django
 CASA_CHECK_CACHE = VAR_DIR / "casa_check.json"
+# What the in-CASA runner calls after each step ("module:function"): the diagnostics extraction
+# of reports, named here so that calibration does not import the layer above it.
+CASA_AFTER_STEP_HOOK = env_str("CASA_AFTER_STEP_HOOK", "reports.incasa.extract:after_step")
 CASA_SANDBOX_STATE = VAR_DIR / "sandbox.json"  # written by each worker at start, read by /health/
 # What one CASA process may use (calibration/limits.py); 0 = no limit. Sized for real ALMA
 # data on a reduction node: tclean on a big cube wants tens of GB; an MS can be 100s of GB.

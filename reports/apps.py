@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class ReportsConfig(AppConfig):
     name = "reports"
     verbose_name = "Reports"
+
+    def ready(self) -> None:
+        from calibration.signals import step_diagnostics
+        from reports.services import diagnostics_record
+
+        def record(sender, *, run, step, items, **kwargs) -> None:
+            diagnostics_record(run=run, step=step, items=items)
+
+        step_diagnostics.connect(record, dispatch_uid="reports.diagnostics_record", weak=False)

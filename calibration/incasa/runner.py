@@ -14,6 +14,7 @@ start / end (with error and traceback) / products as events (calibration.incasa.
 
 import ast
 import functools
+import importlib
 import json
 import linecache
 import os
@@ -102,11 +103,12 @@ def version_check(message: object = "") -> None:
     casalog.post(text, "WARN")
 
 
-def diagnose(folder: Path, out_dir: str, made: list[dict], calls: list) -> list[dict]:
-    """Diagnostics of what the step made; never fails the step (the extractor says what it could not read)."""
-    from reports.incasa.extract import after_step
-
+def diagnose(hook: str, folder: Path, out_dir: str, made: list[dict], calls: list) -> list[dict]:
+    """Diagnostics of what the step made, by the extractor the worker names ("module:function",
+    settings.CASA_AFTER_STEP_HOOK); never fails the step (the extractor says what it could not read)."""
     try:
+        module, _, function = hook.partition(":")
+        after_step = getattr(importlib.import_module(module), function)
         return after_step(folder, out_dir, made, calls)
     except Exception as exc:
         return [
@@ -194,10 +196,9 @@ def run(spec: dict, script_text: str) -> int:
         made = [products.classify(folder, rel) for rel in products.changed(before, after)]
         before = after
         emit("products", step=number, items=made)
-        if not error and spec.get("diagnostics_dir"):
-            emit(
-                "diagnostics", step=number, items=diagnose(folder, spec["diagnostics_dir"], made, state.calls)
-            )
+        if not error and spec.get("diagnostics_dir") and spec.get("after_step"):
+            items = diagnose(spec["after_step"], folder, spec["diagnostics_dir"], made, state.calls)
+            emit("diagnostics", step=number, items=items)
         emit(
             "step_end",
             step=number,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from calibration import casa, engine, generation
@@ -32,7 +33,13 @@ def bare_run(script_text: str, source_ms: Path, folder: Path) -> float:
     (folder / name).write_text(script_text)
     steps = [[s.number, s.title] for s in parse_script(script_text).steps]
     # The same in-CASA work as a portal run, diagnostics included: what differs is the portal.
-    spec = {"script": name, "steps": steps, "casa_log": "casa.log", "diagnostics_dir": "diagnostics"}
+    spec = {
+        "script": name,
+        "steps": steps,
+        "casa_log": "casa.log",
+        "diagnostics_dir": "diagnostics",
+        "after_step": settings.CASA_AFTER_STEP_HOOK,
+    }
     (folder / "spec.json").write_text(json.dumps(spec))
     started = time.perf_counter()
     result = casa.run_casa(engine.SPEC_FILE_RUNNER_CODE, cwd=folder, timeout=TIMEOUT, args=["spec.json"])
