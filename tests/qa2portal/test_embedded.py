@@ -198,7 +198,8 @@ def test_a_killed_worker_is_restarted_while_the_web_server_keeps_serving(tmp_pat
         assert serves_login(free_port), "the web server outlives its worker"
         assert group_members(worker) == [], "the dead worker's pool process was killed too"
         # No beat queues work while no worker runs it: it stops and starts again with the worker.
-        assert "beat stopped until the worker is back" in log.read_text()
+        stopped = "beat stopped until the worker is back"
+        wait_for(lambda: stopped in log.read_text(), 30, "the beat stopped", proc, log)
         assert group_members(beat) == []
         wait_for(lambda: len(started_pids(log, "worker")) == 2, 30, "a new worker", proc, log)
         assert len(started_pids(log, "beat")) == 2, "a new beat with the new worker"

@@ -154,9 +154,10 @@ class Supervisor:
                 )
                 for follower in self.children:
                     if follower.follows == child.name and follower.running():
-                        self.say(f"[run_embedded] {follower.name} stopped until the {child.name} is back")
                         stop(follower, grace=5.0)
                         follower.proc = None
+                        # Said once it is true: the follower's whole group is gone.
+                        self.say(f"[run_embedded] {follower.name} stopped until the {child.name} is back")
                     if follower.follows == child.name:
                         follower.restart_at = child.restart_at
                 child.backoff = min(child.backoff * 2, MAX_BACKOFF_SECONDS)
