@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import stat
 import tarfile
 import time
@@ -28,7 +29,7 @@ import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -701,6 +702,7 @@ class CasaCheck:
         self.ingest, self.staging = ingest, staging
         self.go_file = staging / "check.go"
         self.scratch = staging / "scratch.ms"  # beside data/ and archive/, never one of them
+        self.go_file.unlink(missing_ok=True)  # an order left from an earlier check is not this one's
         # The staging folder is the sandbox's run folder: the one place it can write.
         self.proc = casa.start_casa(CHECK_CODE, cwd=staging, args=["--wait", str(self.go_file)], sandbox=True)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -712,7 +714,15 @@ class CasaCheck:
         part.rename(self.go_file)  # CASA reads it whole or not at all
 
     def stop(self) -> None:
-        casa.kill_group(self.proc)
+        """Kill CASA and everything it runs in: the sandbox's inner bwrap is in a session of its
+        own and loses its parent-death signal when it changes uid, so the process group of the
+        outer one is not enough; every descendant is killed by pid."""
+        if self.proc.poll() is None:
+            tree = _descendants(self.proc.pid)
+            for pid in [self.proc.pid, *tree]:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            casa.kill_group(self.proc)
         self.pool.shutdown(wait=True)
 
     def result(self, dataset: Path, kind: str) -> dict:
@@ -748,6 +758,26 @@ class CasaCheck:
                 f"CASA could not check {dataset.name} (exit code {self.proc.returncode}): {said}"
             )
         return json.loads(line.removeprefix(prefix))
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (read from /proc: this kernel may lack /proc/<pid>/children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def check_data(ingest: DataIngest, dataset: Path, kind: str, summary: dict) -> dict:

@@ -318,7 +318,8 @@ SCRIPT_MAX_BYTES = 1024 * 1024
 
 # --- data ingest -----------------------------------------------------------------------
 # Where staging puts raw data (ASDMs, MSs): an EB's data is ingested only from below one of
-# these (colon-separated absolute paths; links resolved first, so no link leads out).
+# these (colon-separated absolute paths; the roots themselves are resolved, and below them the
+# worker walks and copies by fds with O_NOFOLLOW: no link is ever followed).
 INGEST_ROOTS = [
     Path(p).resolve() for p in env_str("INGEST_ROOTS", str(VAR_DIR / "ingest")).split(":") if p.strip()
 ]

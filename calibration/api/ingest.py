@@ -57,6 +57,9 @@ class DataIngestSerializer(serializers.ModelSerializer):
         ]
 
 
+CONFLICT = inline_serializer("IngestConflict", {"detail": serializers.CharField()})
+
+
 class PathInputSerializer(serializers.Serializer):
     path = serializers.CharField(max_length=4096, trim_whitespace=True)
 
@@ -93,7 +96,7 @@ class EbIngestView(IngestApiMixin, APIView):
         items = eb.data_ingests.all()[:50]
         return Response(DataIngestSerializer(items, many=True).data)
 
-    @extend_schema(request=PathInputSerializer, responses={202: DataIngestSerializer})
+    @extend_schema(request=PathInputSerializer, responses={202: DataIngestSerializer, 409: CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
         eb = get_object_or_404(ExecutionBlock, pk=pk)
         self.require_may_ingest(request)
@@ -132,7 +135,7 @@ class EbIngestUploadView(IngestApiMixin, APIView):
 
     @extend_schema(
         request={"multipart/form-data": inline_serializer("IngestUpload", {"file": serializers.FileField()})},
-        responses={202: DataIngestSerializer},
+        responses={202: DataIngestSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
         eb = get_object_or_404(ExecutionBlock, pk=pk)
@@ -174,7 +177,7 @@ class DataIngestViewSet(IngestApiMixin, viewsets.ReadOnlyModelViewSet):
             qs = qs.filter(status=state)
         return qs
 
-    @extend_schema(request=None, responses={200: DataIngestSerializer})
+    @extend_schema(request=None, responses={200: DataIngestSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: int) -> Response:
         """Cancel a queued or running ingest: FAILED at once, nothing of it kept, the EB unchanged."""

@@ -799,10 +799,13 @@ def test_the_reaper_fails_a_queued_ingest_no_worker_took_and_leaves_foreign_file
 
 def test_a_queued_ingest_is_cancelled_through_the_api_and_the_page(drm_client, ingest_root):
     eb = fresh_eb()
-    response = upload(drm_client, eb, "eb.tar", tar_bytes((member("x.ms/table.dat"), b"x")))
-    assert response.status_code == 202
-    item = DataIngest.objects.get(pk=response.json()["id"])
-    DataIngest.objects.filter(pk=item.pk).update(status="QUEUED")
+    # Queued and never sent (a worker of another test could take a sent one).
+    folder = ingest.upload_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "queued.upload").write_bytes(tar_bytes((member("x.ms/table.dat"), b"x")))
+    item = DataIngest.objects.create(
+        execution_block=eb, source_kind="upload", source="eb.tar", upload_name="queued.upload"
+    )
     page = drm_client.get(reverse("calibration-ingest", args=[item.pk])).content.decode()
     assert 'id="ingest-cancel"' in page
     reducer = Client()
