@@ -39,11 +39,7 @@ PENDING_ENGINE_EDGES = frozenset(
         ("calibration.incasa.runner", "reports.incasa.extract"),  # upward: the in-CASA extraction
     }
 )
-# calibration/ingest.py (also being rewritten) enqueues by importing calibration/tasks.py, which
-# imports it back to run the ingest; it should send calibration.task_names by name, as
-# calibration/services.py and calibration/generation.py do. Same rule: the entry goes with the fix.
-PENDING_INGEST_EDGES = frozenset({("calibration.ingest", "calibration.tasks")})
-PENDING = PENDING_ENGINE_EDGES | PENDING_INGEST_EDGES
+PENDING = PENDING_ENGINE_EDGES
 
 
 def _modules() -> dict[str, Path]:
