@@ -166,10 +166,11 @@ def _parent_fd(
     """(an fd of the folder holding `path`, the last component, the full path), walked from
     `root` (default DATA_ROOT; a trusted, resolved folder) with O_NOFOLLOW at every step. The fd
     is closed on exit."""
+    named = "DATA_ROOT" if root is None else str(root)
     root = data_root() if root is None else Path(root)
     target, parts = _target(path, base, root)
     if not parts:
-        raise UnsafePath(f"{path}: {root} itself is not a file")
+        raise UnsafePath(f"{path}: {named} itself is not a file")
     fd = os.open(root, _WALK_FLAGS & ~os.O_NOFOLLOW)
     try:
         walked = root

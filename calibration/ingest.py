@@ -35,6 +35,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from celery import current_app
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, models, transaction
@@ -43,7 +44,7 @@ from django.utils import timezone
 from assignments import datafiles
 from assignments.models import ExecutionBlock, user_may_ingest
 from assignments.services import eb_folder, inside_data_root
-from calibration import casa, rawdata
+from calibration import casa, rawdata, task_names
 from calibration.models import DataIngest, DataSummary
 
 RAW = rawdata.RAW_FOLDER
@@ -296,10 +297,8 @@ def _create(eb: ExecutionBlock, **fields) -> DataIngest:
 def _enqueue(ingest_id: int) -> None:
     """Send the task; when the queue cannot take it the ingest is FAILED at once (a QUEUED row
     that no worker will ever see would block the EB)."""
-    from calibration.tasks import ingest_execute as ingest_execute_task
-
     try:
-        ingest_execute_task.delay(ingest_id)
+        current_app.send_task(task_names.INGEST_EXECUTE, (ingest_id,))  # routed to the casa queue
     except Exception as exc:  # the broker is down or refuses: whatever kombu raises
         log.error("ingest %s could not be queued: %s", ingest_id, exc)
         item = DataIngest.objects.select_related("execution_block__mous").filter(pk=ingest_id).first()
@@ -718,11 +717,29 @@ class CasaCheck:
         own and loses its parent-death signal when it changes uid, so the process group of the
         outer one is not enough; every descendant is killed by pid."""
         if self.proc.poll() is None:
-            tree = _descendants(self.proc.pid)
-            for pid in [self.proc.pid, *tree]:
+            # Stopped first, then listed until no new child shows up: a child forked between the
+            # listing and the kill would be orphaned, alive, holding our pipes.
+            stopped = {self.proc.pid}
+            with suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGSTOP)
+            while new := set(_descendants(self.proc.pid)) - stopped:
+                for pid in new:
+                    with suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGSTOP)
+                stopped |= new
+            for pid in stopped:
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             casa.kill_group(self.proc)
+        try:
+            self.output.result(timeout=30)
+        except concurrent.futures.TimeoutError:  # something still holds the pipes: stop reading
+            log.error("ingest %s: CASA's pipes stay open after the kill", self.ingest.pk)
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                with suppress(OSError, ValueError):
+                    os.close(pipe.fileno())
+        except Exception as exc:  # whatever communicate() raised, the check is over
+            log.debug("ingest %s: CASA's output after the kill: %s", self.ingest.pk, exc)
         self.pool.shutdown(wait=True)
 
     def result(self, dataset: Path, kind: str) -> dict:

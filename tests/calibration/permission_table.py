@@ -137,6 +137,8 @@ ROUTES = {
     "calibration-eb-ingest-upload": [page(other=403, own=403, drm=302, method="post", kwargs=_eb)],
     "calibration-ingest": [everyone_reads(302, kwargs=_ingest)],
     "calibration-ingest-status": [everyone_reads(302, kwargs=_ingest)],
+    # The table's ingest is FAILED: nothing to cancel (the page says so, the API answers 409).
+    "calibration-ingest-cancel": [page(other=403, own=403, drm=302, method="post", kwargs=_ingest)],
     "executionblock-ingest": [
         everyone_reads(kwargs=_eb),
         api(other=403, own=403, drm=400, method="post", kwargs=_eb),  # no path: bad input
@@ -145,6 +147,7 @@ ROUTES = {
     "executionblock-ingest-upload": [api(other=403, own=403, drm=400, method="post", kwargs=_eb)],
     "dataingest-list": [everyone_reads()],
     "dataingest-detail": [everyone_reads(kwargs=_ingest)],
+    "dataingest-cancel": [api(other=403, own=403, drm=409, method="post", kwargs=_ingest)],
     "scriptversion-list": [everyone_reads()],
     "scriptversion-detail": [everyone_reads(kwargs=_version)],
     # JSON without a file is invalid input for everyone (the upload itself is tested with files).

@@ -742,14 +742,13 @@ def test_a_refused_upload_is_answered_before_any_byte_is_stored(live_server, set
 
 
 def test_an_ingest_the_queue_cannot_take_fails_at_once(drm_client, ingest_root, monkeypatch):
+    from celery import current_app
     from kombu.exceptions import OperationalError
-
-    from calibration import tasks
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.ingest_execute, "delay", broker_down)
+    monkeypatch.setattr(current_app, "send_task", broker_down)
     eb = fresh_eb()
     source = _fake_ms(ingest_root / "q.ms")
     response = drm_client.post(
