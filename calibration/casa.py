@@ -199,7 +199,8 @@ def sandbox_argv(cwd: Path, writable: Sequence[Path]) -> list[str]:
     for name in SYSTEM_ETC:
         if Path(name).exists():
             argv += ["--ro-bind", name, name]
-    argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108 - private, empty /tmp
+    # bubblewrap's --tmpfs /tmp is the sandbox's own private, empty /tmp (bandit B108: not a host /tmp).
+    argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108  # nosec B108
     # Later binds mount over the private /tmp, so a venv or a run folder under /tmp stays visible.
     for source, target in interpreter_roots():
         argv += ["--ro-bind", source, target]
