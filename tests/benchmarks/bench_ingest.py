@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -27,7 +26,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -36,7 +34,7 @@ from assignments.services import eb_folder, mous_stage
 from calibration.models import DataIngest
 from calibration.simulate import presets
 from calibration.simulate.build import cached_eb
-from tests.benchmarks.harness import median, report
+from tests.benchmarks.harness import database_url, free_port, median, report
 from tests.factories import ExecutionBlockFactory, MousFactory, PersonFactory
 
 ROUNDS = 2
@@ -94,18 +92,6 @@ def cp_r(source: Path, target: Path) -> float:
 
 
 # --- the upload --------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 def _answers(port: int) -> bool:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -213,10 +199,10 @@ def test_ingest(celery_worker_process, worker_environment, settings, session_dat
         answer = APIClient().post("/api/token/", {"username": "benchdrm", "password": "pw-for-tests-123"})
         assert answer.status_code == 200, answer.content
         token = answer.json()["token"]
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "DATA_ROOT": str(session_data_root),  # the worker's: it extracts what gunicorn stored
             "INGEST_ROOTS": str(root),
             "DEBUG": "0",

@@ -7,7 +7,6 @@ bare Django view on the same server in the same run; the ratio is webhook/bare t
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,28 +15,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from assignments.models import WebhookDelivery
 from tests.assignments.jira.payloads import issue, issue_event, jira_user, signed, status_item
-from tests.benchmarks.harness import report
+from tests.benchmarks.harness import database_url, free_port, report
 
 SECRET = "bench-webhook-secret"
 CLIENTS = 8
 SECONDS = 5.0
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def _answers(port: int) -> bool:
@@ -81,11 +67,11 @@ def _hammer(port: int, make_request, seconds: float) -> tuple[int, list[int]]:
 
 @pytest.mark.django_db(transaction=True)
 def test_webhook_accept_rate():
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.benchmarks.webhook_settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "JIRA_WEBHOOK_SECRET": SECRET,
         "DEBUG": "0",  # production shape: no query log growing in memory
         "SECRET_KEY": "bench-only-" + uuid.uuid4().hex * 2,

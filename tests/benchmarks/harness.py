@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -35,3 +36,19 @@ def report(name: str, ratio: float, goal: str, details: str = "", **raw: object)
 
 
 median = statistics.median
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on now (for a server a benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    """The test database as a URL, for a server process a benchmark starts."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
