@@ -281,7 +281,7 @@ def test_uploads_that_are_not_archives_or_too_large_are_refused_and_removed(
     assert_unchanged(eb)
 
 
-def test_only_drms_and_data_analysts_bring_data_in(ingest_root):
+def test_only_drms_and_data_analysts_bring_data_in(celery_worker_process, ingest_root):
     eb = make_eb()
     (ingest_root / "x.ms").mkdir()
     (ingest_root / "x.ms" / "table.dat").write_bytes(b"x")
@@ -302,6 +302,8 @@ def test_only_drms_and_data_analysts_bring_data_in(ingest_root):
     response = analyst.post(url, {"path": str(ingest_root / "x.ms")}, "application/json")
     assert response.status_code == 202, response.content
     assert response.json()["status"] == "QUEUED"
+    # The worker takes it (and refuses the fake MS): wait, so no task writes while the test ends.
+    assert wait_done(response.json()["id"]).status == DataIngest.Status.FAILED
 
 
 # --- failed by the worker: the battery ------------------------------------------------------------
@@ -764,6 +766,8 @@ def test_an_ingest_the_queue_cannot_take_fails_at_once(drm_client, ingest_root, 
     )
     assert response.status_code == 202 and response.json()["status"] == "QUEUED"
     DataIngest.objects.filter(status="QUEUED").update(status="FAILED")
+    # A worker of the session may have claimed it first: let it end before the test does.
+    wait_done(response.json()["id"])
 
 
 def test_the_reaper_fails_a_queued_ingest_no_worker_took_and_leaves_foreign_files(settings, tmp_path):
