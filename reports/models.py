@@ -10,10 +10,10 @@ from django.db import models
 from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
-from calibration.models import Product, Run, RunStep
+from calibration.models import Product, Run, RunStep, ScriptVersion
+from reports.thresholds import BLUE, RED, YELLOW
 
-# The pipeline's colour bands (rendererutils SCORE_THRESHOLD_*).
-RED, YELLOW, BLUE = 0.33, 0.66, 0.90
+__all__ = ["BLUE", "RED", "YELLOW", "Diagnostic", "Finding", "Topic", "score_band"]
 
 
 def score_band(score: float | None) -> str:
@@ -95,3 +95,25 @@ class Finding(models.Model):
     @property
     def band(self) -> str:
         return score_band(self.score)
+
+
+class AppliedEdit(models.Model):
+    """A finding's edit applied to make a script version, and what it promised to change.
+
+    The expectation is copied from the edit (the finding row itself is replaced when its run is
+    diagnosed again), so every later run of this version or its descendants can say whether
+    the edit did what it said (reports.edit_loop.verdict).
+    """
+
+    version = models.OneToOneField(ScriptVersion, on_delete=models.CASCADE, related_name="applied_edit")
+    finding = models.ForeignKey(Finding, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    from_run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    description = models.TextField()
+    expect = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"v{self.version.number}: {self.description[:60]}"

@@ -1,7 +1,7 @@
 """QA scores and findings from diagnostic summaries (pure functions: summary in, findings out).
 
-Thresholds follow the ALMA pipeline (reference/qa-heuristics-jira-sizing.md §3); where the
-seeds give a rule (5% bandpass channel-to-channel variation) it is used and named.
+Thresholds live in reports/thresholds.py, each with its source (a pipeline heuristic, a seed,
+or our own choice with the reason).
 A finding is a dict: code, score, metric, value, antenna, spw, field, message, edit.
 """
 
@@ -9,11 +9,30 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CHAN2CHAN_LIMIT = 0.05  # seeds (NAASC wiki): channel-to-channel > 5% -> average channels
-TSYS_HIGH = 1.5  # x the array median; the pipeline flags at 2.0 (hifa_tsysflag fnm_limit)
-NOTCH_DEPTH = 0.7
-WVR_DISC_MAX_UM = 500.0  # hifa_wvrgcalflag disc_max / rms_max
-CANNOT_ASSESS = -0.1  # the pipeline's "Unable to calculate QA scores"
+from reports.edit_loop import expectation
+from reports.thresholds import (
+    CANNOT_ASSESS,
+    CHAN2CHAN_LIMIT,
+    FLAGS_APRIORI_BAD,
+    FLAGS_APRIORI_GOOD,
+    FLAGS_NEW_GOOD,
+    FLUX_SNR_HIGH,
+    FLUX_SNR_LOW,
+    FLUX_SPW_OFF,
+    GAINS_AMP_OFF_FACTOR,
+    GAINS_DEAD_FLAGGED,
+    NOTCH_DEPTH,
+    PHASE_JUMP_MIN_DEG,
+    PHASE_JUMP_TYPICAL_FACTOR,
+    PHASE_RMS_FAIR_DEG,
+    PHASE_RMS_GOOD_DEG,
+    PHASE_RMS_POOR_DEG,
+    TSYS_FLAG_RATIO,
+    TSYS_WARN_RATIO,
+    WVR_DISC_MAX_UM,
+    WVR_WORSE_DEG,
+    WVR_WORSE_RATIO,
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +81,11 @@ def assess(topic: str, name: str, summary: dict, context: ScriptContext) -> list
         "flux": flux,
         "flags": flags,
     }
-    return checks[topic](name, summary, context)
+    found = checks[topic](name, summary, context)
+    for f in found:
+        if f["edit"]:
+            f["edit"]["expect"] = expectation({**f, "topic": topic})
+    return found
 
 
 def _flag_edit(context: ScriptContext, vis: str, antenna: str, spw: str, reason: str) -> dict | None:
@@ -90,12 +113,12 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
             ratio = stats["median"] / summary["array_median"][spw]
             if worst is None or ratio > worst[1]:
                 worst = (spw, ratio, stats["median"], summary["array_median"][spw])
-        if worst and worst[1] >= TSYS_HIGH:
+        if worst and worst[1] >= TSYS_WARN_RATIO:
             spw, ratio, value, typical = worst
             out.append(
                 finding(
                     "tsys_high",
-                    linear(ratio, TSYS_HIGH, 2.0, 0.66, 0.33),
+                    linear(ratio, TSYS_WARN_RATIO, TSYS_FLAG_RATIO, 0.66, 0.33),
                     f"{antenna} Tsys median {value:.0f} K vs {typical:.0f} K for the array (spw {spw}, "
                     f"{ratio:.1f}x): check/flag {antenna} before bandpass.",
                     metric="Tsys median / array median",
@@ -109,7 +132,9 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         medians = ", ".join(f"spw {s}: {v:.0f} K" for s, v in summary["array_median"].items())
         out.append(
             finding(
-                "tsys_ok", 1.0, f"Every antenna's Tsys is within {TSYS_HIGH}x the array median ({medians})."
+                "tsys_ok",
+                1.0,
+                f"Every antenna's Tsys is within {TSYS_WARN_RATIO}x the array median ({medians}).",
             )
         )
     return out
@@ -132,7 +157,7 @@ def wvr(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         if antenna in already:
             continue
         b, a = before.get(antenna), after.get(antenna)
-        worse = b is not None and a is not None and a > 1.05 * b and a - b > 2.0
+        worse = b is not None and a is not None and a > WVR_WORSE_RATIO * b and a - b > WVR_WORSE_DEG
         if worse or (disc.get(antenna) or 0) > WVR_DISC_MAX_UM or (rms.get(antenna) or 0) > WVR_DISC_MAX_UM:
             bad.append(antenna)
     out = []
@@ -180,6 +205,10 @@ def wvr(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         )
     )
     return out
+
+
+def _within_factor(ratio: float, factor: float) -> bool:
+    return 1 / factor <= ratio <= factor
 
 
 def _median(values: list[float]) -> float:
@@ -247,7 +276,7 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                         edit=_flag_edit(context, vis, antenna, f"{spw}:{first}~{last}", "bandpass notch"),
                     )
                 )
-            if m["phase_jump_deg"] > max(20.0, 5 * typical_jump):
+            if m["phase_jump_deg"] > max(PHASE_JUMP_MIN_DEG, PHASE_JUMP_TYPICAL_FACTOR * typical_jump):
                 out.append(
                     finding(
                         "bandpass_phase_jump",
@@ -287,7 +316,7 @@ def gains(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         return [finding("gains_ok", 1.0, f"{name}: flux-scaled gains of the amplitude table")]
     for antenna, per_spw in summary["per_antenna"].items():
         fractions = [s.get("flagged_fraction", 1.0) for s in per_spw.values()]
-        if fractions and min(fractions) >= 0.9:
+        if fractions and min(fractions) >= GAINS_DEAD_FLAGGED:
             dead.append(antenna)
     amps = {
         a: _median([s["amp_median"] for s in v.values() if "amp_median" in s])
@@ -298,7 +327,7 @@ def gains(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         dead += [
             a
             for a, v in amps.items()
-            if a not in dead and v and typical and (v / typical > 3 or v / typical < 0.33)
+            if a not in dead and v and typical and not _within_factor(v / typical, GAINS_AMP_OFF_FACTOR)
         ]
     for antenna in dead:
         out.append(
@@ -321,7 +350,15 @@ def gains(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                 if "phase_rms_deg" in s
             ]
         )
-        score = 1.0 if rms < 30 else 0.9 if rms < 50 else 1 - rms / 100 if rms < 70 else 0.3
+        score = (
+            1.0
+            if rms < PHASE_RMS_GOOD_DEG
+            else 0.9
+            if rms < PHASE_RMS_FAIR_DEG
+            else 1 - rms / 100
+            if rms < PHASE_RMS_POOR_DEG
+            else 0.3
+        )
         out.append(
             finding(
                 "gains_phase_rms",
@@ -344,7 +381,8 @@ def flux(name: str, summary: dict, context: ScriptContext) -> list[dict]:
             out.append(finding("flux_missing", 0.0, f"{field}: fluxscale derived no flux", field=field))
             continue
         snr = [v["flux"] / v["error"] for v in spws.values() if v["error"] > 0]
-        score = sum(linear(s, 5, 26.25, 0.66, 1.0) for s in snr) / len(snr) if snr else 0.66
+        scores = [linear(s, FLUX_SNR_LOW, FLUX_SNR_HIGH, 0.66, 1.0) for s in snr]
+        score = sum(scores) / len(scores) if scores else 0.66
         values = ", ".join(f"spw {s}: {v['flux']:.3f} ± {v['error']:.3f} Jy" for s, v in sorted(spws.items()))
         out.append(
             finding(
@@ -361,7 +399,7 @@ def flux(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         for spw, v in spws.items():
             expected = ref["flux"] * (v["freq_ghz"] / ref["freq_ghz"]) ** (alpha or 0.0)
             q = abs(1 - v["flux"] / expected) if expected else 1.0
-            if q >= 0.1:
+            if q >= FLUX_SPW_OFF:
                 out.append(
                     finding(
                         "flux_spw_consistency",
@@ -381,17 +419,30 @@ def flags(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     the first save holds the deterministic a priori flags (score_online_shadow_template_agents)."""
     fraction = summary["total_fraction"]
     previous = summary.get("previous")
-    worst = max(summary.get("antenna", {}).items(), key=lambda kv: kv[1], default=(None, 0.0))
-    extra = f"; most flagged antenna {worst[0]} {worst[1]:.0%}" if worst[0] else ""
+    extra = _most_flagged(summary.get("antenna", {}))
     vis = summary["vis"].rsplit("/", 1)[-1]
     if previous is None:
-        score = linear(fraction, 0.24, 0.79, 1.0, 0.0)
+        score = linear(fraction, FLAGS_APRIORI_GOOD, FLAGS_APRIORI_BAD, 1.0, 0.0)
         message = f"{summary['stage']}: {fraction:.1%} of {vis} flagged (a priori){extra}"
         return [finding("flags_apriori", score, message, metric="flagged fraction", value=fraction)]
     new = max(0.0, fraction - previous["fraction"])
-    score = 1.0 if new <= 0.05 else linear(new, 0.05, 0.5, 1.0, 0.5) if new <= 0.5 else 0.0
+    score = (
+        1.0 if new <= FLAGS_NEW_GOOD else linear(new, FLAGS_NEW_GOOD, 0.5, 1.0, 0.5) if new <= 0.5 else 0.0
+    )
     message = (
         f"{summary['stage']}: {new:.1%} of {vis} newly flagged since {previous['stage']} "
         f"({fraction:.1%} in all){extra}"
     )
     return [finding("flags_new", score, message, metric="newly flagged fraction", value=new)]
+
+
+def _most_flagged(per_antenna: dict[str, float]) -> str:
+    """ "; most flagged antenna(s) X, Y 40%": every antenna of a tie, not the first one found."""
+    if not per_antenna:
+        return ""
+    top = max(per_antenna.values())
+    tied = sorted(a for a, v in per_antenna.items() if abs(v - top) < 1e-9)
+    if len(tied) == len(per_antenna) and len(tied) > 1:
+        return f"; every antenna {top:.0%} flagged"
+    label = "antenna" if len(tied) == 1 else "antennas"
+    return f"; most flagged {label} {', '.join(tied)} {top:.0%}"

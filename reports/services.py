@@ -5,9 +5,12 @@ from django.db import transaction
 from assignments.models import person_of
 from calibration.models import Product, Run, RunStep, ScriptVersion
 from calibration.services import script_version_create
-from reports import qa
+from reports import edit_loop, qa
 from reports.edits import apply_edit
-from reports.models import Diagnostic, Finding, Topic
+from reports.models import AppliedEdit, Diagnostic, Finding, Topic
+
+# How far up a version's parents an earlier edit is still checked on a later run.
+EDIT_CHAIN_LIMIT = 50
 
 
 @transaction.atomic
@@ -77,11 +80,56 @@ def finding_apply(*, finding: Finding, by) -> ScriptVersion:
         initials=person.initials if person else "QA",
         reason=finding.edit.get("description", finding.message),
     )
-    return script_version_create(
+    description = finding.edit.get("description", finding.message)
+    edited = script_version_create(
         script=latest.script,
         text=text,
         source=ScriptVersion.Source.EDITED,
         by=by,
-        note=f"{finding.edit.get('description', '')} — from finding: {finding.message}",
+        note=f"{description} — from finding: {finding.message}",
         parent=latest,
+    )
+    expect = finding.edit.get("expect") or edit_loop.expectation(finding_dict(finding))
+    AppliedEdit.objects.create(
+        version=edited, finding=finding, from_run=finding.run, description=description, expect=expect
+    )
+    return edited
+
+
+def finding_dict(finding: Finding) -> dict:
+    """The pure shape reports.edit_loop works on."""
+    return {
+        "topic": finding.topic,
+        "code": finding.code,
+        "score": finding.score,
+        "metric": finding.metric,
+        "value": finding.value,
+        "antenna": finding.antenna,
+        "spw": finding.spw,
+        "field": finding.field,
+        "message": finding.message,
+        "edit": finding.edit,
+    }
+
+
+def edit_checks(run: Run) -> list[dict]:
+    """For each edit that made this run's script (its version or an ancestor), whether it worked."""
+    versions = []
+    version = run.script_version
+    while version is not None and len(versions) < EDIT_CHAIN_LIMIT:
+        versions.append(version)
+        version = version.parent
+    edits = AppliedEdit.objects.filter(version__in=versions).exclude(from_run=run).select_related("version")
+    findings = [finding_dict(f) for f in run.findings.all()]
+    assessed = set(run.diagnostics.values_list("topic", flat=True))
+    checks = []
+    for edit in edits:
+        verdict = edit_loop.verdict(edit.expect, findings, assessed)
+        checks.append({"edit": edit, "expect": edit.expect, "verdict": verdict})
+    return checks
+
+
+def compare_runs(a: Run, b: Run) -> list[edit_loop.FindingChange]:
+    return edit_loop.compare_findings(
+        [finding_dict(f) for f in a.findings.all()], [finding_dict(f) for f in b.findings.all()]
     )

@@ -47,8 +47,9 @@ def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
         "runs": runs,
         "scores": _scores_rows(services.topic_scores(run)) if run else [],
         "findings": findings,
-        "open_count": sum(1 for f in findings if f.score <= 0.9),
+        "open_count": sum(1 for f in findings if f.score <= BLUE),
         "can_work": may_work_on(request.user, eb.mous),
+        "edit_checks": services.edit_checks(run) if run else [],
     }
     return render(request, "reports/overview.html", context)
 
@@ -318,7 +319,12 @@ def finding_apply(request: HttpRequest, pk: int) -> HttpResponse:
     except (ValueError, EditFailed, InvalidScript) as exc:
         messages.error(request, f"Edit not applied: {exc}")
         return redirect("reports-eb", pk=finding.run.execution_block_id)
-    messages.success(request, f"v{version.number} created with the edit: review the diff, then run it.")
+    expect = version.applied_edit.expect["says"]
+    messages.success(
+        request,
+        f"v{version.number} created with the edit: review the diff, then run it. "
+        f"What it should change: {expect}; the next run's diagnostics will say whether it did.",
+    )
     return redirect(f"{reverse('calibration-version-diff', args=[version.parent_id])}?against={version.pk}")
 
 
@@ -354,5 +360,15 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
                 figures_ab.append(
                     {"run": run, "url": reverse("reports-figure", args=[run.pk, "wvr", "phase_rms"])}
                 )
-    context = {"eb": eb, "mous": eb.mous, "runs": runs, "a": a, "b": b, "rows": rows, "figures": figures_ab}
+    context = {
+        "eb": eb,
+        "mous": eb.mous,
+        "runs": runs,
+        "a": a,
+        "b": b,
+        "rows": rows,
+        "figures": figures_ab,
+        "changes": services.compare_runs(a, b) if a and b else [],
+        "edit_checks": services.edit_checks(b) if b else [],
+    }
     return render(request, "reports/compare.html", context)

@@ -14,6 +14,9 @@ from pathlib import Path
 import casatools
 import numpy as np
 
+from reports.metrics import bandpass_metrics
+from reports.reference import live_antennas, wvr_reference
+
 C_M_S = 299792458.0
 MAX_POINTS = 2000  # per time series in an artifact; pages decimate further per pixel
 
@@ -186,41 +189,6 @@ def bandpass(table: str) -> tuple[dict, dict[str, np.ndarray]]:
     return summary, arrays
 
 
-def bandpass_metrics(amp: np.ndarray, phase: np.ndarray) -> dict:
-    """Channel-to-channel variation, notch, phase jump, derivative outliers (10% edges trimmed)."""
-    nchan = amp.shape[-1]
-    edge = max(1, nchan // 10)
-    a, p = amp[:, edge : nchan - edge], phase[:, edge : nchan - edge]
-    finite = np.isfinite(a)
-    flagged = 1.0 - float(np.isfinite(amp).mean())
-    if finite.sum() < 4:
-        return {"flagged_fraction": flagged, "cannot_assess": "too few unflagged channels"}
-    with np.errstate(all="ignore"):
-        level = np.nanmedian(a, axis=1, keepdims=True)
-        chan2chan = float(np.nanmedian(np.abs(np.diff(a, axis=1)) / level))
-        depth_per_chan = np.nanmin(a / level, axis=0)
-        notch_depth = float(np.nanmin(depth_per_chan))
-        low = np.where(depth_per_chan < 0.7)[0] + edge
-        dphase = np.abs(np.diff(np.unwrap(np.radians(np.nan_to_num(p, nan=0.0)), axis=1), axis=1))
-        dphase_deg = np.degrees(np.nanmax(dphase, axis=0))
-        jump_at = int(np.argmax(dphase_deg))
-        deriv = np.diff(p, axis=1).ravel()
-        deriv = deriv[np.isfinite(deriv)]
-        mad = float(np.median(np.abs(deriv - np.median(deriv)))) if deriv.size else 0.0
-        outliers = (
-            float(np.mean(np.abs(deriv - np.median(deriv)) > 5 * max(mad, 1e-3))) if deriv.size else 0.0
-        )
-    return {
-        "chan2chan": chan2chan,
-        "notch_depth": notch_depth,
-        "notch_channels": [int(low.min()), int(low.max())] if len(low) else [],
-        "phase_jump_deg": float(dphase_deg.max()),
-        "jump_channel": jump_at + edge + 1,
-        "dd_outlier_fraction": outliers,
-        "flagged_fraction": flagged,
-    }
-
-
 # --- gains ---------------------------------------------------------------------------------
 def gains(table: str) -> tuple[dict, dict[str, np.ndarray]]:
     names = _antenna_names(table)
@@ -282,7 +250,7 @@ def wvr(table: str, ms: str, report: dict | None, spws: list[int]) -> tuple[dict
                 np.unwrap(np.angle(np.nan_to_num(z))) * C_M_S / (2 * np.pi * nu) * 1e6
             )
     step = max(1, len(times) // MAX_POINTS)
-    before, after = phase_rms_with_and_without(ms, table, report, spws)
+    before, after, refant = phase_rms_with_and_without(ms, table, report, spws)
     ratios = [after[n] / before[n] for n in names if before.get(n) and after.get(n)]
     summary = {
         "antennas": names,
@@ -290,6 +258,7 @@ def wvr(table: str, ms: str, report: dict | None, spws: list[int]) -> tuple[dict
         "phase_rms_before": before,
         "phase_rms_after": after,
         "improvement": float(1.0 / np.median(ratios)) if ratios else None,
+        "reference_antenna": refant,
     }
     return summary, {"time": (times - times.min())[::step], "path_um": path[:, ::step]}
 
@@ -303,8 +272,9 @@ def _clean_report(report: dict | None) -> dict:
 
 def phase_rms_with_and_without(
     ms: str, wvr_table: str, report: dict | None, spws: list[int]
-) -> tuple[dict, dict]:
-    """Per-antenna phase rms (deg) on the bandpass and phase calibrators, with and without WVR.
+) -> tuple[dict, dict, str]:
+    """Per-antenna phase rms (deg) on the bandpass and phase calibrators, with and without WVR,
+    and the reference antenna they were measured against (reports.reference.wvr_reference).
 
     As the pipeline does (hifa_wvrgcal QA): phase-only gaincal per integration, rms about the
     complex median of each scan, median over scans and calibrators."""
@@ -319,7 +289,7 @@ def phase_rms_with_and_without(
         names = [str(n) for n in msmd.antennanames()]
     finally:
         msmd.close()
-    refant = _quiet_antenna(report, names, _live_antennas(ms, names, fields, spws))
+    refant = wvr_reference(names, _live_antennas(ms, names, fields, spws), report)
     work = Path(tempfile.mkdtemp(prefix="qa2wvr", dir="."))
     result = []
     try:
@@ -340,7 +310,7 @@ def phase_rms_with_and_without(
             result.append(_phase_rms_per_antenna(out, names) if Path(out).exists() else {})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return result[0], result[1]
+    return result[0], result[1], refant
 
 
 def _inner_channels(ms: str, spws: list[int]) -> str:
@@ -366,24 +336,7 @@ def _live_antennas(ms: str, names: list[str], fields: list[int], spws: list[int]
     from calibration.incasa.inspect_ms import antenna_amplitudes
 
     ddid = _col(ms + "/DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID").tolist().index(spws[0]) if spws else 0
-    amplitudes = antenna_amplitudes(ms, ddid, fields[0] if fields else 0, len(names))
-    known = sorted(a for a in amplitudes if a)
-    typical = known[len(known) // 2] if known else 0.0
-    return {n for n, a in zip(names, amplitudes, strict=True) if a and a >= 0.3 * typical}
-
-
-def _quiet_antenna(report: dict | None, names: list[str], live: set[str]) -> str:
-    """A live reference antenna whose own WVR is good (smallest Disc), so no bad one spoils all."""
-    candidates = [n for n in names if n in live] or names
-    if isinstance(report, dict) and report.get("Disc_um") is not None:
-        disc = {
-            n: d
-            for n, d, w in zip(report["Name"], report["Disc_um"], report["WVR"], strict=False)
-            if w and n in candidates
-        }
-        if disc:
-            return min(disc, key=disc.get)
-    return candidates[0]
+    return live_antennas(names, antenna_amplitudes(ms, ddid, fields[0] if fields else 0, len(names)))
 
 
 def _phase_rms_per_antenna(table: str, names: list[str]) -> dict[str, float]:

@@ -1,0 +1,72 @@
+"""Every QA threshold, in one place, each with where it comes from.
+
+Sources: the ALMA pipeline's heuristics (reference/qa-heuristics-jira-sizing.md §3), the seeds
+(the NAASC wiki pages on manual calibration), or our own choice with the reason given.
+Django-free: the CASA side (reports/incasa/extract.py) and the web side (reports/qa.py) both
+read it.
+"""
+
+# --- scores ------------------------------------------------------------------------------------
+# The pipeline's "Unable to calculate QA scores".
+CANNOT_ASSESS = -0.1
+# The pipeline's colour bands (rendererutils SCORE_THRESHOLD_*): <= RED red, <= YELLOW yellow,
+# <= BLUE blue, above green.
+RED, YELLOW, BLUE = 0.33, 0.66, 0.90
+# A finding is open (asks the reducer to act) when it is not green.
+OPEN_SCORE = BLUE
+
+# --- Tsys --------------------------------------------------------------------------------------
+# hifa_tsysflag flags an antenna whose Tsys median is >= 2.0x the array's (fnm_limit). We warn
+# from 1.5x, scored yellow rather than red, because a reducer flags by eye from the plots and a
+# 1.5-2x antenna is exactly the one worth a look before bandpass; from 2.0x the score is red
+# (where the pipeline would have flagged).
+TSYS_WARN_RATIO = 1.5
+TSYS_FLAG_RATIO = 2.0  # pipeline: hifa_tsysflag fnm_limit
+
+# --- WVR ---------------------------------------------------------------------------------------
+# hifa_wvrgcalflag: an antenna whose wvrgcal Disc or RMS exceeds 500 µm is flagged (disc_max,
+# rms_max).
+WVR_DISC_MAX_UM = 500.0
+# Our choice: an antenna's own WVR "makes it worse" when its calibrators' phase rms grows by
+# more than 5% and by more than 2° (both, so that a 1° wobble on a 10° antenna is not reported).
+WVR_WORSE_RATIO = 1.05
+WVR_WORSE_DEG = 2.0
+
+# Dead antennas (never a reference): calibration.antennas.LIVE_AMPLITUDE_FRACTION, shared with
+# the script generator's refant rule.
+
+# --- bandpass ----------------------------------------------------------------------------------
+# Seeds (NAASC wiki): channel-to-channel variation > 5% -> average channels (solint 'inf,Nch').
+CHAN2CHAN_LIMIT = 0.05
+# Our choice: a bandpass amplitude below 70% of the antenna's own median level over a run of
+# channels is a notch (the simulator's and real notches are 40-60% deep; ripple stays > 90%).
+NOTCH_DEPTH = 0.7
+# Our choice: a phase step between channels above max(20°, 5x the array's typical step).
+PHASE_JUMP_MIN_DEG = 20.0
+PHASE_JUMP_TYPICAL_FACTOR = 5.0
+
+# --- gains -------------------------------------------------------------------------------------
+# Our choice: an antenna with >= 90% of its solutions flagged in every spw has no usable gains.
+GAINS_DEAD_FLAGGED = 0.9
+# Our choice: an amplitude gain 3x off the array's median (either way) is a bad antenna.
+GAINS_AMP_OFF_FACTOR = 3.0
+# Pipeline (hifa_spwphaseup score_decoherence_assessment): < 30° -> 1.0, 30-50° -> 0.9,
+# 50-70° -> 1 - rms/100, > 70° -> 0.3.
+PHASE_RMS_GOOD_DEG = 30.0
+PHASE_RMS_FAIR_DEG = 50.0
+PHASE_RMS_POOR_DEG = 70.0
+
+# --- flux --------------------------------------------------------------------------------------
+# Pipeline (hifa_gfluxscale): flux SNR scored linearly from 5 (0.66) to 26.25 (1.0).
+FLUX_SNR_LOW = 5.0
+FLUX_SNR_HIGH = 26.25
+# Our choice: a spw whose derived flux is >= 10% off the fitted spectrum is inconsistent
+# (fluxscale's typical errors on ALMA calibrators are a few %).
+FLUX_SPW_OFF = 0.10
+
+# --- flagging ----------------------------------------------------------------------------------
+# Pipeline (score_online_shadow_template_agents): a priori flags scored 1.0 at 24%, 0.0 at 79%.
+FLAGS_APRIORI_GOOD = 0.24
+FLAGS_APRIORI_BAD = 0.79
+# Pipeline (score_fraction_newly_flagged): up to 5% newly flagged is fine.
+FLAGS_NEW_GOOD = 0.05
