@@ -111,7 +111,7 @@ class FindingChange:
     score_b: float | None
     value_a: float | None
     value_b: float | None
-    status: str  # new | gone | better | worse | same
+    status: str  # new | gone | better | worse | same | not_compared
     message: str
 
     @property
@@ -132,16 +132,28 @@ class FindingChange:
         return self.score_b - self.score_a
 
 
-def compare_findings(a: Iterable[Mapping], b: Iterable[Mapping]) -> list[FindingChange]:
-    """Run a's findings against run b's, one row per place; alarming rows first."""
+def compare_findings(
+    a: Iterable[Mapping],
+    b: Iterable[Mapping],
+    assessed_a: Iterable[str] | None = None,
+    assessed_b: Iterable[str] | None = None,
+) -> list[FindingChange]:
+    """Run a's findings against run b's, one row per place; alarming rows first.
+
+    `assessed_a/b`: the topics each run diagnosed. A finding of a topic the other run did not
+    diagnose (it ran only some steps) is "not compared", never "gone" or "new"."""
     first = {key_of(f): f for f in a}
     second = {key_of(f): f for f in b}
+    topics_a = set(assessed_a) if assessed_a is not None else {k[0] for k in first}
+    topics_b = set(assessed_b) if assessed_b is not None else {k[0] for k in second}
     rows = []
     for key in sorted(set(first) | set(second), key=_sort_key):
         fa, fb = first.get(key), second.get(key)
         sa = float(fa["score"]) if fa else None
         sb = float(fb["score"]) if fb else None
-        if fa is None:
+        if key[0] not in topics_a or key[0] not in topics_b:
+            status = "not_compared"
+        elif fa is None:
             status = "new" if sb is not None and sb <= OPEN_SCORE else "same"
         elif fb is None:
             status = "gone" if sa is not None and sa <= OPEN_SCORE else "same"
@@ -168,7 +180,7 @@ def compare_findings(a: Iterable[Mapping], b: Iterable[Mapping]) -> list[Finding
                 message=str(ref.get("message") or ""),
             )
         )
-    order = {"new": 0, "worse": 1, "gone": 2, "better": 3, "same": 4}
+    order = {"new": 0, "worse": 1, "gone": 2, "better": 3, "same": 4, "not_compared": 5}
     return sorted(rows, key=lambda r: order[r.status])
 
 

@@ -131,5 +131,8 @@ def edit_checks(run: Run) -> list[dict]:
 
 def compare_runs(a: Run, b: Run) -> list[edit_loop.FindingChange]:
     return edit_loop.compare_findings(
-        [finding_dict(f) for f in a.findings.all()], [finding_dict(f) for f in b.findings.all()]
+        [finding_dict(f) for f in a.findings.all()],
+        [finding_dict(f) for f in b.findings.all()],
+        assessed_a=a.diagnostics.values_list("topic", flat=True),
+        assessed_b=b.diagnostics.values_list("topic", flat=True),
     )

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from calibration import generation, services
 from calibration.models import Run, ScriptVersion
 from reports.models import Finding, Topic
-from reports.services import topic_scores
+from reports.services import edit_checks, topic_scores
 from tests.calibration.conftest import alma_steps, script_version
 
 pytestmark = [pytest.mark.worker, pytest.mark.casa, pytest.mark.django_db(transaction=True)]
@@ -96,14 +96,30 @@ def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_sc
     assert edited.source == "edited" and "wvrflag = ['DV07']" in edited.text()
     assert "# CR: interpolate the WVR of DV07" in edited.text(), "the reducer's initials mark the edit"
 
+    [applied] = [f for f in findings if f.code == "wvr_bad_antenna"]
+    assert applied.edit["expect"]["direction"] == "down" and applied.edit["expect"]["antenna"] == "DV07"
+
     second = run_to_end(edited, [0, 3, 4], reducer.user)
     before, after = topic_scores(first)["wvr"], topic_scores(second)["wvr"]
     assert after > before
     assert not second.findings.filter(code="wvr_bad_antenna").exists()
+    # With DV07 interpolated, its Disc is the smallest: it must not become the reference (that
+    # made three healthy antennas "worse by their own WVR").
+    [wvr_diag] = second.diagnostics.filter(topic=Topic.WVR)
+    assert wvr_diag.summary["reference_antenna"] != bad_wvr["antenna"]
+    reopened = [f for f in second.findings.all() if f.antenna and f.antenna not in faulty and f.score <= 0.9]
+    assert reopened == [], "nothing on the healthy antennas after the edit either"
+    [check] = edit_checks(second)
+    assert check["verdict"].status == "worked", check["verdict"].says
+    page.goto(f"{live_server.url}/reports/eb/{eb.pk}/?run={second.pk}")
+    expect(page.locator("#edit-checks tr[data-code='wvr_bad_antenna'] .verdict")).to_contain_text("worked")
     page.goto(f"{live_server.url}/reports/eb/{eb.pk}/compare/?a={first.pk}&b={second.pk}")
     page.wait_for_function("document.body.dataset.figuresReady === '2'")
     change = page.locator("#compare tr[data-topic='wvr'] .change").inner_text()
     assert float(change) == pytest.approx(after - before, abs=0.01) and float(change) > 0
+    gone = page.locator("#finding-changes tr[data-status='gone'][data-code='wvr_bad_antenna']")
+    expect(gone).to_have_attribute("data-where", bad_wvr["antenna"])
+    expect(page.locator("#finding-changes tr.alarm")).to_have_count(0)
     page.screenshot(path=str(SCREENS / "diagnostics_compare.png"), full_page=True)
     assert errors == []
 

@@ -74,3 +74,10 @@ def test_compare_puts_new_findings_and_regressions_first_and_in_red():
     worse = next(r for r in rows if r.status == "worse")
     assert worse.value_change == 23.0 and round(worse.score_change, 3) == -0.1
     assert not any(r.alarming for r in rows[2:])
+
+
+def test_a_topic_the_other_run_did_not_diagnose_is_not_compared():
+    a = [f("tsys_high", 0.4, "DA44", spw=0, topic="tsys"), f("wvr_bad_antenna", 0.5, "DV07", value=1.8)]
+    b = [f("wvr_improvement", 1.0, value=1.4)]
+    rows = {r.code: r.status for r in compare_findings(a, b, {"tsys", "wvr"}, {"wvr"})}
+    assert rows == {"tsys_high": "not_compared", "wvr_bad_antenna": "gone", "wvr_improvement": "same"}
