@@ -255,7 +255,7 @@ def open_confined(path: Path | str, *, base: Path, mode: str = "rb", allow_hardl
         os.set_blocking(fd, True)
         if mode in ("wb", "w"):
             os.ftruncate(fd, 0)  # only now: truncating at open would have hit a hard link's target
-        return os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"}))
+        return os.fdopen(fd, mode, encoding=None if binary else "utf-8")
     except BaseException:
         os.close(fd)
         raise

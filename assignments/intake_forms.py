@@ -35,8 +35,10 @@ def parse_uids(text: str) -> list[str]:
 
 def apply_service_errors(form: forms.Form, exc: ValidationError) -> None:
     """Put a service's field messages on the form's fields (unknown fields: on the form)."""
-    errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
-    for name, messages in errors.items():
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for name, messages in exc.message_dict.items():
         form.add_error(name if name in form.fields else None, messages)
 
 

@@ -26,6 +26,8 @@ def script_for(run: Run) -> tuple[bytes, str]:
 def remove_imported_data(run: Run) -> list[str]:
     """What the seeds do before a clean re-run: rm -rf the imported MS and its flag versions."""
     eb = run.execution_block
+    if eb is None:  # run_from_scratch refuses scripts without an EB
+        raise ValueError(f"run {run.pk} has no execution block: no imported data to remove")
     folder = Path(run.folder)
     removed = []
     for name in (eb.ms_name, f"{eb.ms_name}.flagversions"):

@@ -46,7 +46,9 @@ class Script(models.Model):
     def filename(self) -> str:
         """ALMA's names: <ms>.scriptForCalibration.py, scriptForImaging.py, scriptForFluxCalibration.py."""
         if self.kind == self.Kind.CALIBRATION:
-            return f"{self.execution_block.ms_name}.scriptForCalibration.py"
+            eb = self.execution_block
+            assert eb is not None, "a calibration script has an EB (script_calibration_has_eb)"
+            return f"{eb.ms_name}.scriptForCalibration.py"
         if self.kind == self.Kind.IMAGING:
             return "scriptForImaging.py"
         return "scriptForFluxCalibration.py"

@@ -10,7 +10,7 @@ from qa2portal.ids import MAX_ID, parse_id
 def id_param(request: Request, name: str) -> int | None:
     """A numeric id from the query string, None when absent; 400 with a clear message otherwise."""
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if not raw:  # absent or empty
         return None
     value = parse_id(raw)
     if value is None:

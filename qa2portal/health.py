@@ -61,7 +61,8 @@ def broker_check(timeout: float = BROKER_CONNECT_TIMEOUT, ping_wait: float = WOR
     details: dict[str, object] = {"kind": kind, "url": redact(url)}
     with celery_app.connection_for_write(url) as conn:
         try:
-            conn.ensure_connection(max_retries=0, timeout=timeout)
+            # kombu-stubs say int, but kombu takes any number of seconds (time() + timeout).
+            conn.ensure_connection(max_retries=0, timeout=timeout)  # type: ignore[arg-type]
         except Exception as exc:
             return Check("Broker and workers", False, f"{kind} broker unreachable: {exc}", details)
         try:

@@ -8,6 +8,7 @@ DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and DEBUG=False.
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -42,6 +43,14 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def package_dir(name: str) -> Path:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ImproperlyConfigured(f"The {name} package is not installed.")
+    return Path(spec.origin).parent
 
 
 # --- paths -----------------------------------------------------------------------------
@@ -187,7 +196,7 @@ STATIC_URL = "static/"
 # (plotly.py >= 6 sends base64 arrays that an older plotly.js draws as empty plots).
 STATICFILES_DIRS = [
     BASE_DIR / "static",
-    ("vendor/plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data"),
+    ("vendor/plotly", package_dir("plotly") / "package_data"),
 ]
 MEDIA_URL = "media/"
 STORAGES = {
@@ -234,6 +243,8 @@ CASA_STEP_WALLCLOCK_LIMIT = env_int("CASA_STEP_WALLCLOCK_LIMIT", 6 * 3600)
 # Celery's limits and the visibility timeout derive from it, so Celery never cuts a run short.
 CASA_RUN_WALLCLOCK_LIMIT = env_int("CASA_RUN_WALLCLOCK_LIMIT", 48 * 3600)
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CASA_RUN_WALLCLOCK_LIMIT + 600)
+# Keyword options of the kombu transport; their names and value types depend on the transport.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any]
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),

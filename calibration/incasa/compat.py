@@ -85,13 +85,12 @@ def install_modules() -> None:
     sys.modules.setdefault("recipes", casarecipes)
     sys.modules.setdefault("recipes.almahelpers", almahelpers)
     version = ".".join(str(v) for v in casatools.version()[:3])
+    # Module attributes set through the namespace: typeshed's ModuleType declares no such names.
     casalith = types.ModuleType("casalith")
-    casalith.version_string = casatools.version_string
-    casalith.version = casatools.version
+    vars(casalith).update(version_string=casatools.version_string, version=casatools.version)
     sys.modules.setdefault("casalith", casalith)
     casadef = types.ModuleType("casadef")
-    casadef.casa_version = version
-    casadef.subversion_revision = str(casatools.version()[3])
+    vars(casadef).update(casa_version=version, subversion_revision=str(casatools.version()[3]))
     sys.modules.setdefault("casadef", casadef)
 
 

@@ -41,13 +41,16 @@ def emit(event: str, **fields: object) -> None:
     line = MARKER + json.dumps({"event": event, **fields, "nonce": _channel.nonce}, default=str) + "\n"
     if _channel.fd is None:
         # One write() per line: below PIPE_BUF it cannot interleave with CASA's own output.
-        sys.__stdout__.write(line)
-        sys.__stdout__.flush()
+        stdout = sys.__stdout__
+        assert stdout is not None, "no channel and no stdout for the events"
+        stdout.write(line)
+        stdout.flush()
         return
     # Whatever the step printed goes out first, so the worker files it under the right step.
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         with contextlib.suppress(AttributeError, OSError, ValueError):
-            stream.flush()
+            if stream is not None:  # a closed-off std stream is None
+                stream.flush()
     data = line.encode("utf-8", errors="replace")
     while data:
         data = data[os.write(_channel.fd, data) :]

@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 MIN_ANTENNAS, MAX_ANTENNAS = 4, 50
 MIN_CHANNELS, MAX_CHANNELS = 64, 3840
@@ -178,6 +178,8 @@ class AtmLine(Fault):
     freq_ghz: float = 231.281  # O3 in band 6
 
 
+FaultT = TypeVar("FaultT", bound=Fault)
+
 FAULT_KINDS: dict[str, type[Fault]] = {
     cls.kind: cls for cls in (BadWvr, HotTsys, BandpassDefect, DeadAntenna, Quack, LowSnrSpw, AtmLine)
 }
@@ -186,7 +188,7 @@ FAULT_KINDS: dict[str, type[Fault]] = {
 def fault_from_dict(data: dict[str, Any]) -> Fault:
     data = dict(data)
     kind = data.pop("kind", None)
-    cls = FAULT_KINDS.get(kind)  # type: ignore[arg-type]
+    cls = FAULT_KINDS.get(kind)
     if cls is None:
         raise SpecError(f"unknown fault kind {kind!r}; known kinds: {', '.join(sorted(FAULT_KINDS))}")
     names = {f.name for f in fields(cls)}
@@ -223,7 +225,7 @@ class EbSpec:
     def field_by_role(self, role: str) -> Field:
         return next(f for f in self.fields if f.role == role)
 
-    def faults_of(self, cls: type[Fault]) -> list[Fault]:
+    def faults_of(self, cls: type[FaultT]) -> list[FaultT]:
         return [f for f in self.faults if isinstance(f, cls)]
 
     # -- JSON

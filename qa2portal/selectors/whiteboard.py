@@ -36,13 +36,13 @@ def whiteboard_rows(queryset: models.QuerySet[Mous]) -> models.QuerySet[Mous]:
     )
 
 
-def latest_run_status_subquery() -> models.Expression:
+def latest_run_status_subquery() -> models.Subquery:
     """Status of the MOUS's newest calibration run, or NULL when it has none."""
     latest = Run.objects.filter(mous=models.OuterRef("pk")).order_by("-created_at", "-pk")
     return models.Subquery(latest.values("status")[:1])
 
 
-def open_findings_subquery() -> models.Expression:
+def open_findings_subquery() -> models.Subquery:
     """QA findings scoring <= 0.9 on the MOUS's newest run that has diagnostics (NULL: none yet)."""
     latest = (
         Run.objects.filter(mous=models.OuterRef(models.OuterRef("pk")), findings__isnull=False)

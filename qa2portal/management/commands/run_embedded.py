@@ -88,7 +88,7 @@ class Child:
     backoff: float = 1.0
     restart_at: float | None = None
 
-    def start(self) -> None:
+    def start(self) -> subprocess.Popen:
         self.proc = subprocess.Popen(
             self.argv,
             cwd=settings.BASE_DIR,
@@ -100,6 +100,7 @@ class Child:
         )
         self.started_at = time.monotonic()
         self.restart_at = None
+        return self.proc
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -131,8 +132,8 @@ class Supervisor:
             raise CommandError(f"the {failed.name} exited; see the output above")
 
     def start(self, child: Child) -> None:
-        child.start()
-        self.say(f"[run_embedded] {child.name} started: pid {child.proc.pid}")
+        proc = child.start()
+        self.say(f"[run_embedded] {child.name} started: pid {proc.pid}")
 
     def tick(self) -> Child | None:
         """Notice dead children and restart the ones due; the child that ends the run, if any."""
@@ -168,26 +169,28 @@ class Supervisor:
     def stop_all(self) -> None:
         """Stop every child: SIGTERM to its leader (gunicorn and Celery shut their own processes
         down gracefully), a wait, then SIGKILL to its whole group. A second Ctrl-C cuts the wait."""
-        started = [c for c in self.children if c.proc is not None]
-        for child in started:
+        started = [(c, c.proc) for c in self.children if c.proc is not None]
+        for child, proc in started:
             if child.running():
-                child.proc.terminate()
+                proc.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in started:
+        for child, proc in started:
             stop(child, grace=max(0.0, deadline - time.monotonic()), cut_short=lambda: self.signals >= 2)
-            if child.proc.returncode == -signal.SIGKILL:
+            if proc.returncode == -signal.SIGKILL:
                 self.say(f"[run_embedded] {child.name} did not stop in time: killed")
 
 
 def stop(child: Child, grace: float, cut_short=lambda: False) -> None:
     """SIGTERM `child`, give it `grace` seconds, then SIGKILL its whole process group."""
+    proc = child.proc
+    assert proc is not None, f"stop() of the {child.name}, which was never started"
     if child.running():
-        child.proc.terminate()
+        proc.terminate()
     deadline = time.monotonic() + grace
     while child.running() and time.monotonic() < deadline and not cut_short():
         time.sleep(0.1)
-    kill_group(child.proc.pid)
-    child.proc.wait()
+    kill_group(proc.pid)
+    proc.wait()
 
 
 def kill_group(pgid: int) -> None:
