@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from assignments.auth import HashedTokenAuthentication
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import NOT_YOURS, may_work_on
-from calibration import generation, services
+from calibration import generation, runs, scripts
 from calibration.api import serializers as s
 from calibration.models import Product, Run, Script, ScriptVersion
 from qa2portal.api import id_param
@@ -30,9 +30,9 @@ class CalibrationApiMixin:
             raise PermissionDenied(NOT_YOURS)
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, (services.RunRefused, generation.GenerationFailed)):
+        if isinstance(exc, (runs.RunRefused, generation.GenerationFailed)):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, services.InvalidScript):
+        if isinstance(exc, scripts.InvalidScript):
             code = (
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
                 if "limit" in str(exc)
@@ -72,8 +72,8 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
         self.require_worker(mous)
         upload = v["file"]
         if upload.size > settings.SCRIPT_MAX_BYTES:
-            raise services.InvalidScript(f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit")
-        version = services.script_upload(
+            raise scripts.InvalidScript(f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit")
+        version = scripts.script_upload(
             kind=v["kind"],
             mous=mous,
             eb=eb,
@@ -101,7 +101,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
     def convert(self, request: Request, pk: str | None = None) -> Response:
         version = self.get_object()
         self.require_worker(version.script.mous)
-        converted = services.script_convert_python2(version=version, by=request.user)
+        converted = scripts.script_convert_python2(version=version, by=request.user)
         return Response(s.ScriptVersionSerializer(converted).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "text/x-python"): bytes})
@@ -146,9 +146,9 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
         )
         self.require_worker(version.script.mous)
         if v["from_scratch"]:
-            run = services.run_from_scratch(version=version, by=request.user)
+            run = runs.run_from_scratch(version=version, by=request.user)
         else:
-            run = services.run_create(
+            run = runs.run_create(
                 version=version,
                 steps=v["steps"],
                 by=request.user,
@@ -161,7 +161,7 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         self.require_worker(run.mous)
-        return Response(s.RunSerializer(services.run_cancel(run=run, by=request.user)).data)
+        return Response(s.RunSerializer(runs.run_cancel(run=run, by=request.user)).data)
 
     @extend_schema(request=s.RerunInputSerializer, responses={201: s.RunSerializer})
     @action(detail=True, methods=["post"])
@@ -171,8 +171,8 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
         data = s.RerunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if run.script_version is None:
-            raise services.RunRefused("this maintenance run cannot be re-run")
-        new = services.run_rerun(run=run, from_step=data.validated_data["from_step"], by=request.user)
+            raise runs.RunRefused("this maintenance run cannot be re-run")
+        new = runs.run_rerun(run=run, from_step=data.validated_data["from_step"], by=request.user)
         return Response(s.RunSerializer(new).data, status=status.HTTP_201_CREATED)
 
 

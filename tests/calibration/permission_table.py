@@ -6,7 +6,7 @@ acts (others get 403). A refused action on a page redirects back with its messag
 API it answers 409 (or 400 for bad input)."""
 
 from calibration.models import DataIngest, Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
-from calibration.services import script_get_or_create, script_version_create
+from calibration.scripts import script_get_or_create, script_version_create
 from tests.assignments.matrix import api, everyone_reads, page
 from tests.calibration.conftest import alma_steps
 

@@ -32,7 +32,7 @@ from assignments.services import (
 )
 from calibration.models import Script, ScriptVersion
 from calibration.rawdata import RAW_FOLDER
-from calibration.services import script_get_or_create, script_version_create
+from calibration.scripts import script_get_or_create, script_version_create
 from calibration.simulate import presets
 from calibration.simulate.build import EbBuild, cached_eb, cached_ngc5921, copy_ms, default_cache_root
 from calibration.simulate.ngc5921 import render_script
