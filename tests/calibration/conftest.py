@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, MousState, Person
-from assignments.services import eb_folder, mous_stage
+from assignments.staging import mous_stage
 from calibration import scripts
 from calibration.models import Script, ScriptVersion
 from tests.factories import ExecutionBlockFactory, MousFactory, PersonFactory

@@ -14,7 +14,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 def prepare(world) -> None:
-    from assignments.services import eb_folder
+    from assignments.datafiles import eb_folder
 
     for mous in (world.own, world.other):
         eb = mous.execution_blocks.first()

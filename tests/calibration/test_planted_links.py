@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from django.test import Client
 
+from assignments.datafiles import eb_folder
 from assignments.models import MousState
-from assignments.services import eb_folder, mous_stage
+from assignments.staging import mous_stage
 from calibration.models import Product, Run
 from reports.models import Diagnostic, Topic
 from tests.calibration.conftest import script_version

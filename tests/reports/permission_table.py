@@ -11,7 +11,7 @@ from tests.calibration.conftest import alma_steps
 
 
 def prepare(world) -> None:
-    from assignments.services import eb_folder
+    from assignments.datafiles import eb_folder
 
     for mous in (world.own, world.other):
         eb = mous.execution_blocks.first()
