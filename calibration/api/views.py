@@ -24,7 +24,7 @@ from qa2portal.api import id_param
 class CalibrationApiMixin:
     authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
 
-    def require_worker(self, mous: Mous) -> None:
+    def require_may_work_on(self, mous: Mous) -> None:
         # DRF's own PermissionDenied keeps the message in the 403 body (Django's would not).
         if not may_work_on(self.request.user, mous):
             raise PermissionDenied(NOT_YOURS)
@@ -69,7 +69,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
             mous = eb.mous
         else:
             mous = get_object_or_404(Mous, pk=v["mous"])
-        self.require_worker(mous)
+        self.require_may_work_on(mous)
         upload = v["file"]
         if upload.size > settings.SCRIPT_MAX_BYTES:
             raise scripts.InvalidScript(f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit")
@@ -92,7 +92,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
         eb = get_object_or_404(
             ExecutionBlock.objects.select_related("mous"), pk=data.validated_data["execution_block"]
         )
-        self.require_worker(eb.mous)
+        self.require_may_work_on(eb.mous)
         item = generation.script_generate_request(eb=eb, by=request.user)
         return Response({"generation": item.pk, "status": item.status}, status=status.HTTP_202_ACCEPTED)
 
@@ -100,7 +100,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def convert(self, request: Request, pk: str | None = None) -> Response:
         version = self.get_object()
-        self.require_worker(version.script.mous)
+        self.require_may_work_on(version.script.mous)
         converted = scripts.script_convert_python2(version=version, by=request.user)
         return Response(s.ScriptVersionSerializer(converted).data, status=status.HTTP_201_CREATED)
 
@@ -144,7 +144,7 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
         version = get_object_or_404(
             ScriptVersion.objects.select_related("script__mous"), pk=v["script_version"]
         )
-        self.require_worker(version.script.mous)
+        self.require_may_work_on(version.script.mous)
         if v["from_scratch"]:
             run = runs.run_from_scratch(version=version, by=request.user)
         else:
@@ -160,14 +160,14 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
-        self.require_worker(run.mous)
+        self.require_may_work_on(run.mous)
         return Response(s.RunSerializer(runs.run_cancel(run=run, by=request.user)).data)
 
     @extend_schema(request=s.RerunInputSerializer, responses={201: s.RunSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
-        self.require_worker(run.mous)
+        self.require_may_work_on(run.mous)
         data = s.RerunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if run.script_version is None:
