@@ -1,16 +1,13 @@
-"""Assignment workflows: people and roles, staging of the MOUS folder tree."""
+"""Assignment workflows: assign, unassign, bulk-assign, edit a MOUS (conflict of interest, version check)."""
 
-from dataclasses import dataclass
-
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-# The DATA_ROOT path helpers live in assignments/datafiles.py, the folder tree in
-# assignments/staging.py; re-exported for existing callers.
-from assignments.datafiles import PathOutsideDataRoot, eb_folder, inside_data_root, mous_folder  # noqa: F401
+# Re-exported only for calibration/generation.py and calibration/ingest.py, which other changes
+# are editing: import them from assignments.datafiles there and drop this line.
+from assignments.datafiles import eb_folder, inside_data_root  # noqa: F401
 from assignments.jira.outbox import outbox_enqueue_for_assignment
 from assignments.models import (
     TERMINAL_STATES,
@@ -23,35 +20,6 @@ from assignments.models import (
     StaleVersion,
 )
 from assignments.staging import mous_stage
-
-
-@dataclass(frozen=True)
-class DemoAccount:
-    username: str
-    password: str
-    role: str
-    initials: str
-
-
-DEMO_ACCOUNTS = (
-    DemoAccount("drm", "drm-demo-2026", Person.Role.DRM, "DM"),
-    DemoAccount("reducer", "reducer-demo-2026", Person.Role.REDUCER, "RD"),
-)
-
-
-@transaction.atomic
-def ensure_demo_accounts() -> list[DemoAccount]:
-    """Create the demo DRM and reducer if missing; idempotent (passwords are reset)."""
-    User = get_user_model()
-    for account in DEMO_ACCOUNTS:
-        user, _ = User.objects.get_or_create(username=account.username)
-        user.set_password(account.password)
-        user.is_staff = account.role == Person.Role.DRM
-        user.save()
-        Person.objects.update_or_create(
-            user=user, defaults={"role": account.role, "initials": account.initials}
-        )
-    return list(DEMO_ACCOUNTS)
 
 
 class ConflictOfInterest(PermissionError):
@@ -175,12 +143,3 @@ def mous_edit(*, mous: Mous, by, expected_version: int, changes: dict) -> Mous:
     locked.save(update_fields=[*changes, "version"])
     mous.refresh_from_db()
     return mous
-
-
-# Registering projects, MOUS and EBs (one service each, for pages, API, JIRA and the demo).
-from assignments.intake import (  # noqa: E402, F401
-    eb_create,
-    investigator_add,
-    mous_create,
-    project_create,
-)

@@ -191,11 +191,9 @@ def _mous_page(request: HttpRequest, mous: Mous, *, error: str = "", status: int
 
 
 def _runs_of(mous: Mous) -> list:
-    # calibration.Run points at Mous with related_name="runs"; absent until calibration lands.
-    runs = getattr(mous, "runs", None)
-    if runs is None:
-        return []
-    return list(runs.select_related("execution_block").order_by("-created_at", "-pk")[:20])
+    # The 20 newest calibration runs, through Run's reverse relation (`runs`): no import of
+    # calibration, which sits above this app.
+    return list(mous.runs.select_related("execution_block").order_by("-created_at", "-pk")[:20])
 
 
 @login_required

@@ -35,7 +35,9 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Finding:
+class ParseIssue:
+    """Something the parser noticed in a script (not a diagnostic finding: see reports.models.Finding)."""
+
     code: str
     message: str
     line: int | None = None
@@ -46,7 +48,7 @@ class Finding:
 class ParsedScript:
     steps: list[Step] = field(default_factory=list)
     titles: dict[int, str] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[ParseIssue] = field(default_factory=list)
     python2: bool = False
     syntax_error: str = ""
     alma_helpers: list[str] = field(default_factory=list)
@@ -72,12 +74,12 @@ def parse_script(text: str) -> ParsedScript:
         if converted is None:
             result.syntax_error = f"line {exc.lineno}: {exc.msg}"
             result.findings.append(
-                Finding("syntax_error", f"Not valid Python: {result.syntax_error}", exc.lineno, "error")
+                ParseIssue("syntax_error", f"Not valid Python: {result.syntax_error}", exc.lineno, "error")
             )
             return result
         result.python2 = True
         result.findings.append(
-            Finding(
+            ParseIssue(
                 "python2",
                 "This is a Python 2 script (CASA 5 or older, e.g. `print 'x'`). It cannot run in "
                 "CASA 6 as it is: create the converted Python 3 version and review its diff.",
@@ -99,7 +101,7 @@ def parse_script(text: str) -> ParsedScript:
     _check_alma_helpers(result, source)
     if not steps:
         result.findings.append(
-            Finding("no_steps", "No `mystep = N` / `if(mystep in thesteps):` blocks found.", None, "error")
+            ParseIssue("no_steps", "No `mystep = N` / `if(mystep in thesteps):` blocks found.", None, "error")
         )
     return result
 
@@ -164,12 +166,12 @@ def _check_titles_and_blocks(result: ParsedScript, steps: list[Step]) -> None:
     for number, title in sorted(result.titles.items()):
         if number not in numbers:
             result.findings.append(
-                Finding("title_without_block", f"Step {number} ('{title}') has a title but no block.")
+                ParseIssue("title_without_block", f"Step {number} ('{title}') has a title but no block.")
             )
     for step in steps:
         if step.number not in result.titles:
             result.findings.append(
-                Finding(
+                ParseIssue(
                     "block_without_title", f"Step {step.number} has a block but no title.", step.start_line
                 )
             )
@@ -181,11 +183,11 @@ def _check_order(result: ParsedScript, steps: list[Step]) -> None:
     for step in steps:
         if step.number in seen:
             result.findings.append(
-                Finding("duplicate_step", f"Step {step.number} appears more than once.", step.start_line)
+                ParseIssue("duplicate_step", f"Step {step.number} appears more than once.", step.start_line)
             )
         elif previous is not None and step.number < previous:
             result.findings.append(
-                Finding(
+                ParseIssue(
                     "out_of_order",
                     f"Step {step.number} comes after step {previous}: steps run in script order.",
                     step.start_line,
@@ -206,7 +208,7 @@ def _check_commented_headers(result: ParsedScript, lines: list[str], steps: list
         live = _live_lines_after(lines, index + 1, owner.end_line if owner else header_line)
         if owner is not None and live:
             result.findings.append(
-                Finding(
+                ParseIssue(
                     "commented_header_live_body",
                     f"The header of step {number} is commented out (line {header_line}) but its body "
                     f"(lines {live[0]}-{live[-1]}) is live: it runs as part of step {owner.number} "
@@ -217,7 +219,7 @@ def _check_commented_headers(result: ParsedScript, lines: list[str], steps: list
             )
         else:
             result.findings.append(
-                Finding(
+                ParseIssue(
                     "disabled_step",
                     f"Step {number} is commented out (line {header_line}).",
                     header_line,
@@ -248,7 +250,7 @@ def _check_version_exit(result: ParsedScript, tree: ast.Module) -> None:
             text = ast.unparse(node)
             if "VERSION" in text.upper():
                 result.findings.append(
-                    Finding(
+                    ParseIssue(
                         "version_check",
                         "The script exits unless it runs in the CASA version it was made for; the runner "
                         "answers version checks with the installed CASA 6.7.",
@@ -264,7 +266,7 @@ def _check_alma_helpers(result: ParsedScript, source: str) -> None:
     result.alma_helpers = calls + (["casadef"] if uses_casadef else [])
     if result.alma_helpers:
         result.findings.append(
-            Finding(
+            ParseIssue(
                 "alma_helpers",
                 "Uses helpers that only exist at ALMA (analysisUtils): "
                 + ", ".join(result.alma_helpers)

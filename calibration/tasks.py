@@ -12,16 +12,16 @@ from calibration import task_names
 
 @shared_task(name=task_names.RUN_EXECUTE)
 def run_execute(run_id: int) -> None:
-    from calibration.services import run_execute as run_execute_service
+    from calibration import runs
 
-    run_execute_service(run_id)
+    runs.run_execute(run_id)
 
 
 @shared_task(name="calibration.tasks.reap_stale_runs")
 def reap_stale_runs() -> list[int]:
-    from calibration.services import runs_reap_stale
+    from calibration import runs
 
-    return runs_reap_stale()
+    return runs.reap_stale_runs()
 
 
 @shared_task(name=task_names.SCRIPT_GENERATE)

@@ -28,7 +28,7 @@ from assignments.datafiles import (
 )
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
-from calibration import generation, services
+from calibration import flagversions, generation, runs, scripts
 from calibration.api.serializers import RunProgressSerializer
 from calibration.models import Product, Run, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
@@ -42,7 +42,7 @@ def _int_list(values: list[str]) -> list[int]:
     try:
         return [int(v) for v in values if v.strip()]
     except ValueError:
-        raise services.RunRefused(f"step numbers must be integers, got {values}") from None
+        raise runs.RunRefused(f"step numbers must be integers, got {values}") from None
 
 
 @login_required
@@ -64,7 +64,7 @@ def eb_page(request: HttpRequest, pk: int) -> HttpResponse:
         "runs": eb.runs.select_related("script_version", "created_by")[:20],
         "generation": _generation_to_show(eb, versions),
         "can_work": may_work_on(request.user, eb.mous),
-        "flag_versions": services.flag_versions(eb),
+        "flag_versions": flagversions.flag_versions(eb),
         "raw_separate": raw_data_is_separate(eb),
     }
     return render(request, "calibration/eb.html", context)
@@ -115,7 +115,7 @@ def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return redirect("calibration-eb", pk=eb.pk)
     try:
-        version = services.script_upload(
+        version = scripts.script_upload(
             kind=Script.Kind.CALIBRATION,
             mous=eb.mous,
             eb=eb,
@@ -124,7 +124,7 @@ def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
             by=request.user,
             note=request.POST.get("note", "")[:2000],
         )
-    except services.InvalidScript as exc:
+    except scripts.InvalidScript as exc:
         messages.error(request, f"Upload refused: {exc}")
         return redirect("calibration-eb", pk=eb.pk)
     messages.success(request, f"Stored as version {version.number} ({len(version.step_numbers)} steps).")
@@ -140,13 +140,13 @@ def eb_run(request: HttpRequest, pk: int) -> HttpResponse:
     action = request.POST.get("action", "selected")
     try:
         if action == "scratch":
-            run = services.run_from_scratch(version=version, by=request.user)
+            run = runs.run_from_scratch(version=version, by=request.user)
         else:
             steps = [] if action == "all" else _int_list(request.POST.getlist("steps"))
             if action == "selected" and not steps:
-                raise services.RunRefused("select at least one step (or use Run all)")
-            run = services.run_create(version=version, steps=steps, by=request.user)
-    except services.RunRefused as exc:
+                raise runs.RunRefused("select at least one step (or use Run all)")
+            run = runs.run_create(version=version, steps=steps, by=request.user)
+    except runs.RunRefused as exc:
         messages.error(request, f"Run refused: {exc}")
         return redirect(f"{reverse('calibration-eb', args=[eb.pk])}?version={version.pk}")
     return redirect("calibration-run", pk=run.pk)
@@ -158,10 +158,10 @@ def eb_restore_flags(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, eb.mous)
     try:
-        run = services.flagversion_restore(
+        run = flagversions.flagversion_restore(
             eb=eb, ms=request.POST.get("ms", ""), version_name=request.POST.get("name", ""), by=request.user
         )
-    except services.RunRefused as exc:
+    except runs.RunRefused as exc:
         messages.error(request, f"Restore refused: {exc}")
         return redirect("calibration-eb", pk=eb.pk)
     return redirect("calibration-run", pk=run.pk)
@@ -276,8 +276,8 @@ def version_convert(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ScriptVersion.objects.select_related("script__mous"), pk=pk)
     require_may_work_on(request.user, version.script.mous)
     try:
-        converted = services.script_convert_python2(version=version, by=request.user)
-    except services.InvalidScript as exc:
+        converted = scripts.script_convert_python2(version=version, by=request.user)
+    except scripts.InvalidScript as exc:
         messages.error(request, str(exc))
         return redirect("calibration-version", pk=version.pk)
     messages.success(request, f"Python 3 version stored as v{converted.number}: review the diff below.")
@@ -293,7 +293,7 @@ def version_diff(request: HttpRequest, pk: int) -> HttpResponse:
     new = get_object_or_404(ScriptVersion, pk=against, script=old.script)
     if new.number < old.number:
         old, new = new, old
-    diff = services.version_diff(old, new)
+    diff = scripts.version_diff(old, new)
     rows = []
     for tag, i1, i2, j1, j2 in diff["opcodes"]:
         span = max(i2 - i1, j2 - j1)
@@ -383,8 +383,8 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, run.mous)
     try:
-        services.run_cancel(run=run, by=request.user)
-    except services.RunRefused as exc:
+        runs.run_cancel(run=run, by=request.user)
+    except runs.RunRefused as exc:
         messages.error(request, str(exc))
     else:
         messages.info(request, "Cancel requested: the worker stops CASA within seconds.")
@@ -399,14 +399,14 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     raw = request.POST.get("from_step", "")
     try:
         if run.script_version is None:
-            raise services.RunRefused("this maintenance run cannot be re-run")
+            raise runs.RunRefused("this maintenance run cannot be re-run")
         if request.POST.get("action") == "scratch":
-            new = services.run_from_scratch(version=run.script_version, by=request.user)
+            new = runs.run_from_scratch(version=run.script_version, by=request.user)
         elif request.POST.get("action") == "all":
-            new = services.run_create(version=run.script_version, steps=[], by=request.user)
+            new = runs.run_create(version=run.script_version, steps=[], by=request.user)
         else:
-            new = services.run_rerun(run=run, from_step=int(raw) if raw.strip() else None, by=request.user)
-    except (services.RunRefused, ValueError) as exc:
+            new = runs.run_rerun(run=run, from_step=int(raw) if raw.strip() else None, by=request.user)
+    except (runs.RunRefused, ValueError) as exc:
         messages.error(request, f"Run refused: {exc}")
         return redirect("calibration-run", pk=run.pk)
     return redirect("calibration-run", pk=new.pk)
@@ -467,8 +467,8 @@ def mous_run_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     require_may_work_on(request.user, mous)
     version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__mous=mous)
     try:
-        run = services.run_create(version=version, steps=[], by=request.user)
-    except services.RunRefused as exc:
+        run = runs.run_create(version=version, steps=[], by=request.user)
+    except runs.RunRefused as exc:
         messages.error(request, f"Run refused: {exc}")
         return redirect("calibration-mous", pk=mous.pk)
     return redirect("calibration-run", pk=run.pk)

@@ -4,7 +4,7 @@ from django.db import transaction
 
 from assignments.models import person_of
 from calibration.models import Product, Run, RunStep, ScriptVersion
-from calibration.services import script_version_create
+from calibration.scripts import script_version_create
 from reports import edit_loop, qa
 from reports.edits import apply_edit
 from reports.models import AppliedEdit, Diagnostic, Finding, Topic

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
 from calibration.models import Run
-from calibration.services import InvalidScript
+from calibration.scripts import InvalidScript
 from qa2portal.ids import parse_id
 from reports import artifacts, figures, services
 from reports.edits import EditFailed

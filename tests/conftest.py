@@ -217,7 +217,7 @@ def login(page, live_server):
 
 @pytest.fixture
 def demo_accounts(db):
-    from assignments.services import ensure_demo_accounts
+    from assignments.demo import ensure_demo_accounts
 
     return {a.username: a for a in ensure_demo_accounts()}
 

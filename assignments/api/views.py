@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assignments import services
+from assignments import intake, services
 from assignments.api import serializers as s
 from assignments.auth import (
     ApiToken,
@@ -139,7 +139,7 @@ class ProjectViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
         data = s.ProjectCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        project = services.project_create(
+        project = intake.project_create(
             code=fields["code"],
             title=fields["title"],
             pi_name=fields["pi_name"],
@@ -190,7 +190,7 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
         data = s.MousCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        mous = services.mous_create(
+        mous = intake.mous_create(
             project=fields.pop("project"), eb_uids=fields.pop("eb_uids"), by=request.user, **fields
         )
         return self._answer(mous, status.HTTP_201_CREATED)
@@ -315,7 +315,7 @@ class ExecutionBlockViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
     def create(self, request: Request) -> Response:
         data = s.ExecutionBlockCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        eb = services.eb_create(
+        eb = intake.eb_create(
             mous=data.validated_data["mous"],
             uid=data.validated_data["uid"],
             observed_at=data.validated_data["observed_at"],

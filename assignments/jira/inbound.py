@@ -153,7 +153,9 @@ class Ignored(Exception):
 
 
 @dataclass
-class Outcome:
+class WebhookOutcome:
+    """What applying one webhook delivery did, as notes recorded on the delivery."""
+
     notes: list[str] = field(default_factory=list)
 
     def add(self, note: str) -> None:
@@ -171,7 +173,7 @@ def delivery_process(*, delivery_id: int) -> WebhookDelivery | None:
         if delivery is None:  # already processed (a redelivered task) or held by another worker
             return None
         delivery.attempts += 1
-        outcome = Outcome()
+        outcome = WebhookOutcome()
         try:
             with transaction.atomic():
                 payload_apply(payload=json.loads(delivery.body), outcome=outcome)
@@ -190,7 +192,7 @@ def delivery_process(*, delivery_id: int) -> WebhookDelivery | None:
     return delivery
 
 
-def payload_apply(*, payload: dict, outcome: Outcome) -> None:
+def payload_apply(*, payload: dict, outcome: WebhookOutcome) -> None:
     event = payload.get("webhookEvent", "")
     if event in ("jira:issue_created", "jira:issue_updated"):
         issue_event_apply(payload=payload, outcome=outcome)
@@ -263,7 +265,7 @@ def _is_data_reduction_ticket(issue: dict) -> bool:
     return not types or _field_text((fields.get("issuetype") or {}).get("name")) in types
 
 
-def mous_from_ticket(*, issue: dict, outcome: Outcome, by=None) -> Mous:
+def mous_from_ticket(*, issue: dict, outcome: WebhookOutcome, by=None) -> Mous:
     """The MOUS of this ticket: linked by key, else found by uid and linked, else created
     (through the intake services, as by the pages; `by` is recorded as its creator)."""
     key = issue.get("key", "")
@@ -284,7 +286,7 @@ def mous_from_ticket(*, issue: dict, outcome: Outcome, by=None) -> Mous:
     return mous
 
 
-def _mous_create(*, key: str, found: TicketFields, by, outcome: Outcome) -> Mous:
+def _mous_create(*, key: str, found: TicketFields, by, outcome: WebhookOutcome) -> Mous:
     if not found.mous_uid:
         raise Ignored(f"{key}: no MOUS uid in the ticket (summary, description or mapped field)")
     required = {
@@ -318,7 +320,7 @@ def _mous_create(*, key: str, found: TicketFields, by, outcome: Outcome) -> Mous
     return mous
 
 
-def _mous_update(*, mous: Mous, found: TicketFields, by, outcome: Outcome) -> None:
+def _mous_update(*, mous: Mous, found: TicketFields, by, outcome: WebhookOutcome) -> None:
     if found.mous_uid and found.mous_uid != mous.uid:
         raise ValidationError(f"{mous.jira_key} names {found.mous_uid} but is linked to {mous.uid}")
     if found.sb_name and found.sb_name != mous.sb_name:
@@ -328,7 +330,7 @@ def _mous_update(*, mous: Mous, found: TicketFields, by, outcome: Outcome) -> No
     _ebs_add(mous=mous, uids=found.eb_uids, by=by, outcome=outcome)
 
 
-def _ebs_add(*, mous: Mous, uids: tuple[str, ...], by, outcome: Outcome) -> None:
+def _ebs_add(*, mous: Mous, uids: tuple[str, ...], by, outcome: WebhookOutcome) -> None:
     known = set(ExecutionBlock.objects.filter(uid__in=uids).values_list("uid", flat=True))
     for uid in uids:
         if uid not in known and ALMA_UID_RE.match(uid):
@@ -368,7 +370,7 @@ def person_by_name(name: str) -> Person | None:
 
 
 # --- applying ---------------------------------------------------------------------------
-def _assign(*, mous: Mous, reducer: Person, by, source: str, outcome: Outcome) -> None:
+def _assign(*, mous: Mous, reducer: Person, by, source: str, outcome: WebhookOutcome) -> None:
     from assignments.services import ConflictOfInterest, mous_assign
 
     if mous.assignee_id == reducer.pk:
@@ -387,7 +389,7 @@ def _assign(*, mous: Mous, reducer: Person, by, source: str, outcome: Outcome) -
     outcome.add(f"assigned to {reducer.user.get_username()}")
 
 
-def _transition(*, mous: Mous, new: str, by, note: str, outcome: Outcome) -> None:
+def _transition(*, mous: Mous, new: str, by, note: str, outcome: WebhookOutcome) -> None:
     mous.refresh_from_db(fields=["state", "blocked_from", "version"])
     if mous.state == new:
         outcome.add(f"already {new}")
@@ -402,7 +404,7 @@ def _transition(*, mous: Mous, new: str, by, note: str, outcome: Outcome) -> Non
     outcome.add(f"{mous.uid} -> {new}")
 
 
-def issue_event_apply(*, payload: dict, outcome: Outcome) -> None:
+def issue_event_apply(*, payload: dict, outcome: WebhookOutcome) -> None:
     issue = payload.get("issue") or {}
     key = issue.get("key", "")
     if not _is_data_reduction_ticket(issue):
@@ -455,7 +457,7 @@ def comment_text(body) -> str:
     return adf_text(body) if isinstance(body, dict) else str(body or "")
 
 
-def comment_event_apply(*, payload: dict, outcome: Outcome) -> None:
+def comment_event_apply(*, payload: dict, outcome: WebhookOutcome) -> None:
     issue = payload.get("issue") or {}
     comment = payload.get("comment") or {}
     key = issue.get("key", "")

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from assignments.auth import HashedTokenAuthentication
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import NOT_YOURS, may_work_on
-from calibration import generation, services
+from calibration import generation, runs, scripts
 from calibration.api import serializers as s
 from calibration.models import Product, Run, Script, ScriptVersion
 from qa2portal.api import id_param
@@ -24,15 +24,15 @@ from qa2portal.api import id_param
 class CalibrationApiMixin:
     authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
 
-    def require_worker(self, mous: Mous) -> None:
+    def require_may_work_on(self, mous: Mous) -> None:
         # DRF's own PermissionDenied keeps the message in the 403 body (Django's would not).
         if not may_work_on(self.request.user, mous):
             raise PermissionDenied(NOT_YOURS)
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, (services.RunRefused, generation.GenerationFailed)):
+        if isinstance(exc, (runs.RunRefused, generation.GenerationFailed)):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, services.InvalidScript):
+        if isinstance(exc, scripts.InvalidScript):
             code = (
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
                 if "limit" in str(exc)
@@ -69,11 +69,11 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
             mous = eb.mous
         else:
             mous = get_object_or_404(Mous, pk=v["mous"])
-        self.require_worker(mous)
+        self.require_may_work_on(mous)
         upload = v["file"]
         if upload.size > settings.SCRIPT_MAX_BYTES:
-            raise services.InvalidScript(f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit")
-        version = services.script_upload(
+            raise scripts.InvalidScript(f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit")
+        version = scripts.script_upload(
             kind=v["kind"],
             mous=mous,
             eb=eb,
@@ -92,7 +92,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
         eb = get_object_or_404(
             ExecutionBlock.objects.select_related("mous"), pk=data.validated_data["execution_block"]
         )
-        self.require_worker(eb.mous)
+        self.require_may_work_on(eb.mous)
         item = generation.script_generate_request(eb=eb, by=request.user)
         return Response({"generation": item.pk, "status": item.status}, status=status.HTTP_202_ACCEPTED)
 
@@ -100,8 +100,8 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def convert(self, request: Request, pk: str | None = None) -> Response:
         version = self.get_object()
-        self.require_worker(version.script.mous)
-        converted = services.script_convert_python2(version=version, by=request.user)
+        self.require_may_work_on(version.script.mous)
+        converted = scripts.script_convert_python2(version=version, by=request.user)
         return Response(s.ScriptVersionSerializer(converted).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "text/x-python"): bytes})
@@ -144,11 +144,11 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
         version = get_object_or_404(
             ScriptVersion.objects.select_related("script__mous"), pk=v["script_version"]
         )
-        self.require_worker(version.script.mous)
+        self.require_may_work_on(version.script.mous)
         if v["from_scratch"]:
-            run = services.run_from_scratch(version=version, by=request.user)
+            run = runs.run_from_scratch(version=version, by=request.user)
         else:
-            run = services.run_create(
+            run = runs.run_create(
                 version=version,
                 steps=v["steps"],
                 by=request.user,
@@ -160,19 +160,19 @@ class RunViewSet(CalibrationApiMixin, mixins.CreateModelMixin, viewsets.ReadOnly
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
-        self.require_worker(run.mous)
-        return Response(s.RunSerializer(services.run_cancel(run=run, by=request.user)).data)
+        self.require_may_work_on(run.mous)
+        return Response(s.RunSerializer(runs.run_cancel(run=run, by=request.user)).data)
 
     @extend_schema(request=s.RerunInputSerializer, responses={201: s.RunSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
-        self.require_worker(run.mous)
+        self.require_may_work_on(run.mous)
         data = s.RerunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if run.script_version is None:
-            raise services.RunRefused("this maintenance run cannot be re-run")
-        new = services.run_rerun(run=run, from_step=data.validated_data["from_step"], by=request.user)
+            raise runs.RunRefused("this maintenance run cannot be re-run")
+        new = runs.run_rerun(run=run, from_step=data.validated_data["from_step"], by=request.user)
         return Response(s.RunSerializer(new).data, status=status.HTTP_201_CREATED)
 
 

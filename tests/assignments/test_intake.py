@@ -7,17 +7,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from assignments.datafiles import eb_folder
+from assignments.intake import eb_create, investigator_add, mous_create, project_create
 from assignments.models import ExecutionBlock, Investigator, Mous, Project, cycle_from_code
-from assignments.services import (
-    ConflictOfInterest,
-    conflict_of_interest,
-    eb_create,
-    eb_folder,
-    investigator_add,
-    mous_assign,
-    mous_create,
-    project_create,
-)
+from assignments.services import ConflictOfInterest, conflict_of_interest, mous_assign
 from tests.factories import ExecutionBlockFactory, MousFactory, PersonFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from assignments.datafiles import PathOutsideDataRoot
 from assignments.models import (
     InvalidTransition,
     Mous,
@@ -11,15 +12,8 @@ from assignments.models import (
     StateChange,
     TransitionForbidden,
 )
-from assignments.services import (
-    ConflictOfInterest,
-    PathOutsideDataRoot,
-    mous_assign,
-    mous_bulk_assign,
-    mous_edit,
-    mous_stage,
-    mous_unassign,
-)
+from assignments.services import ConflictOfInterest, mous_assign, mous_bulk_assign, mous_edit, mous_unassign
+from assignments.staging import mous_stage
 from tests.factories import (
     ExecutionBlockFactory,
     InvestigatorFactory,

@@ -29,8 +29,9 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, Person
-from assignments.services import eb_folder, mous_stage
+from assignments.staging import mous_stage
 from calibration.models import DataIngest
 from calibration.simulate import presets
 from calibration.simulate.build import cached_eb

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, MousState, Person
-from assignments.services import eb_folder, mous_stage
-from calibration import services
+from assignments.staging import mous_stage
+from calibration import scripts
 from calibration.models import Script, ScriptVersion
 from tests.factories import ExecutionBlockFactory, MousFactory, PersonFactory
 
@@ -47,8 +48,8 @@ def make_eb(db, reducer) -> Callable[..., ExecutionBlock]:
 
 
 def script_version(eb: ExecutionBlock, text: str, by=None) -> ScriptVersion:
-    script = services.script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
-    return services.script_version_create(
+    script = scripts.script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
+    return scripts.script_version_create(
         script=script, text=text, source=ScriptVersion.Source.UPLOADED, by=by
     )
 

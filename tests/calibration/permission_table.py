@@ -6,7 +6,7 @@ acts (others get 403). A refused action on a page redirects back with its messag
 API it answers 409 (or 400 for bad input)."""
 
 from calibration.models import DataIngest, Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
-from calibration.services import script_get_or_create, script_version_create
+from calibration.scripts import script_get_or_create, script_version_create
 from tests.assignments.matrix import api, everyone_reads, page
 from tests.calibration.conftest import alma_steps
 
@@ -14,7 +14,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 def prepare(world) -> None:
-    from assignments.services import eb_folder
+    from assignments.datafiles import eb_folder
 
     for mous in (world.own, world.other):
         eb = mous.execution_blocks.first()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from calibration import casa, services
+from calibration import casa, runs
 from calibration.models import Run, RunStep
 from tests.calibration.conftest import alma_steps, script_version
 from tests.calibration.test_runs import wait_terminal
@@ -26,7 +26,7 @@ def _bubblewrap_here() -> None:
 def run_steps(eb, reducer, *bodies: str, timeout: int | None = None) -> Run:
     version = script_version(eb, alma_steps(*bodies))
     extra = {"step_timeout_seconds": timeout} if timeout else {}
-    run = services.run_create(version=version, steps=[], by=reducer.user, **extra)
+    run = runs.run_create(version=version, steps=[], by=reducer.user, **extra)
     return wait_terminal(run, timeout=420)
 
 

@@ -17,8 +17,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, Person
-from assignments.services import eb_folder, mous_stage
+from assignments.staging import mous_stage
 from calibration import ingest
 from calibration.models import DataIngest, DataSummary
 from calibration.simulate import presets

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from django.test import Client
 
+from assignments.datafiles import eb_folder
 from assignments.models import MousState
-from assignments.services import eb_folder, mous_stage
+from assignments.staging import mous_stage
 from calibration.models import Product, Run
 from reports.models import Diagnostic, Topic
 from tests.calibration.conftest import script_version
@@ -151,9 +152,11 @@ def test_planted_flag_version_links_are_left_out(client, reducer, planted):
     page = _get(client, f"/calibration/eb/{eb.pk}/", 200)
     assert "before any flagging" in page  # the real list is read
     assert "stolen" not in page
-    from calibration import services
+    from calibration import flagversions
 
-    assert services.flag_versions(eb) == {"c.ms": [{"name": "Original", "comment": "before any flagging"}]}
+    assert flagversions.flag_versions(eb) == {
+        "c.ms": [{"name": "Original", "comment": "before any flagging"}]
+    }
 
 
 def test_a_planted_artifact_link_is_refused_by_the_figure(client, reducer, planted):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration import services
+from calibration import runs
 from tests.calibration.conftest import alma_steps, script_version
 from tests.calibration.test_runs import wait_terminal
 
@@ -40,7 +40,7 @@ def test_a_step_that_links_its_logs_to_a_secret_cannot_make_the_web_serve_it(
     )
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, alma_steps(step))
-    run = wait_terminal(services.run_create(version=version, steps=[0], by=reducer.user))
+    run = wait_terminal(runs.run_create(version=version, steps=[0], by=reducer.user))
     assert secret.read_text() == SECRET + "\n", "the worker wrote through a planted link"
 
     client.force_login(reducer.user)

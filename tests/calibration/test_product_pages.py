@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from calibration import generation, services
+from calibration import generation, runs
 from calibration.models import Run, ScriptGeneration
 from tests.calibration.conftest import alma_steps, script_version
 from tests.calibration.test_runs import wait_terminal
@@ -38,7 +38,7 @@ def test_text_products_read_in_the_browser_and_links_survive_a_rerun(
 ):
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, SCRIPT)
-    first = wait_terminal(services.run_create(version=version, steps=[], by=reducer.user))
+    first = wait_terminal(runs.run_create(version=version, steps=[], by=reducer.user))
     assert first.status == Run.Status.SUCCEEDED, first.error
     client.force_login(reducer.user)
     base = f"/calibration/eb/{eb.pk}/files/"
@@ -63,7 +63,7 @@ def test_text_products_read_in_the_browser_and_links_survive_a_rerun(
     first_fluxscale = first.products.get(relpath="cal.fluxscale")
 
     # Re-run the second step: it rewrites cal.fluxscale and removes gone.txt.
-    second = wait_terminal(services.run_rerun(run=first, from_step=1, by=reducer.user))
+    second = wait_terminal(runs.run_rerun(run=first, from_step=1, by=reducer.user))
     assert second.status == Run.Status.SUCCEEDED, second.error
 
     page = client.get(f"/calibration/eb/{eb.pk}/products/").content.decode()

@@ -3,8 +3,9 @@ on the API's RunSerializer, so the page and /api/runs/<pk>/ agree on every field
 
 import pytest
 
+from assignments.datafiles import eb_folder
 from assignments.models import MousState
-from assignments.services import eb_folder, mous_stage
+from assignments.staging import mous_stage
 from calibration.models import Run, RunStep
 from tests.calibration.conftest import script_version
 from tests.factories import ExecutionBlockFactory, MousFactory

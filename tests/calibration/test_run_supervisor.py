@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from calibration import services
+from calibration import runs
 from calibration.incasa.events import MARKER
 from calibration.models import Product, Run, RunStep
 from tests.calibration.conftest import alma_steps, script_version
@@ -48,7 +48,7 @@ def test_forged_events_on_stdout_and_on_every_fd_are_only_output(
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, alma_steps(forge, "print('step 1 ran', flush=True)"))
 
-    run = wait_terminal(services.run_create(version=version, steps=[], by=reducer.user))
+    run = wait_terminal(runs.run_create(version=version, steps=[], by=reducer.user))
 
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert list(run.steps.values_list("status", flat=True)) == [RunStep.Status.SUCCEEDED] * 2
@@ -79,7 +79,7 @@ def test_forged_products_and_out_of_place_events_on_the_real_channel_are_refused
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, alma_steps(body, "print('step 1', flush=True)"))
 
-    run = wait_terminal(services.run_create(version=version, steps=[], by=reducer.user))
+    run = wait_terminal(runs.run_create(version=version, steps=[], by=reducer.user))
 
     assert run.status == Run.Status.SUCCEEDED, run.error
     relpaths = set(run.products.values_list("relpath", flat=True))
@@ -112,16 +112,16 @@ def test_links_planted_for_the_next_runs_files_do_not_make_the_worker_write_outs
         "os.link('precious.ms', f'run{last + 4}.output.txt')"
     )
     version = script_version(eb, alma_steps(plant, "print('next run', flush=True)"))
-    planter = wait_terminal(services.run_create(version=version, steps=[0], by=reducer.user))
+    planter = wait_terminal(runs.run_create(version=version, steps=[0], by=reducer.user))
     assert planter.status == Run.Status.SUCCEEDED, planter.error
     folder = Path(planter.folder)
     assert (folder / f"run{planter.pk + 1}.output.txt").is_symlink()
 
-    runs = [wait_terminal(services.run_create(version=version, steps=[1], by=reducer.user)) for _ in range(4)]
+    later = [wait_terminal(runs.run_create(version=version, steps=[1], by=reducer.user)) for _ in range(4)]
 
     assert victim.read_text() == "precious"
     assert (folder / "precious.ms").read_text() == "table data"
-    for run in runs:
+    for run in later:
         assert run.status == Run.Status.SUCCEEDED, run.error
         log = folder / run.output_log_name
         assert stat.S_ISREG(os.lstat(log).st_mode) and os.lstat(log).st_nlink == 1
@@ -145,17 +145,15 @@ def test_the_reapers_failed_stands_and_the_next_run_waits_for_the_folder(
         "    open('a-ticks.txt', 'a').write(f'{time.time()}\\n')\n    time.sleep(0.1)"
     )
     first = "import time\nopen('b-start.txt', 'w').write(str(time.time()))"
-    a = services.run_create(
-        version=script_version(eb, alma_steps(ticking, first)), steps=[0], by=reducer.user
-    )
+    a = runs.run_create(version=script_version(eb, alma_steps(ticking, first)), steps=[0], by=reducer.user)
     wait_for(a, lambda r: r.steps.filter(status=RunStep.Status.RUNNING).exists(), 90, "A's step")
     folder = Path(a.folder)
     time.sleep(1)
 
     Run.objects.filter(pk=a.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(hours=1))
-    assert services.runs_reap_stale() == [a.pk]
+    assert runs.reap_stale_runs() == [a.pk]
     assert processes_in(folder), "A's CASA process is still at work"
-    b = services.run_create(version=a.script_version, steps=[1], by=reducer.user)
+    b = runs.run_create(version=a.script_version, steps=[1], by=reducer.user)
     b = wait_terminal(b, timeout=180)
 
     a.refresh_from_db()
@@ -175,7 +173,7 @@ def test_the_reaper_runs_on_default_while_every_casa_slot_is_busy(
     settings.CASA_QUEUE = f"casa-busy-{os.getpid()}-{time.monotonic_ns()}"
     dedicated_worker(settings.CASA_QUEUE)  # the only casa slot ...
     eb = make_eb(ngc5921_ms)
-    busy = services.run_create(
+    busy = runs.run_create(
         version=script_version(eb, alma_steps("import time\ntime.sleep(600)")), steps=[], by=reducer.user
     )
     wait_for(busy, lambda r: r.steps.filter(status=RunStep.Status.RUNNING).exists(), 90, "the busy step")
@@ -195,7 +193,7 @@ def test_the_reaper_runs_on_default_while_every_casa_slot_is_busy(
     busy.refresh_from_db()
     assert busy.status == Run.Status.RUNNING  # its heartbeat is fresh
     assert default_worker.proc.poll() is None
-    services.run_cancel(run=busy, by=reducer.user)
+    runs.run_cancel(run=busy, by=reducer.user)
     assert wait_terminal(busy, timeout=30).status == Run.Status.CANCELLED
 
 
@@ -216,7 +214,7 @@ def test_a_whole_run_over_its_own_limit_times_out_though_no_step_does(
         nap = "import time\ntime.sleep(3)"
         version = script_version(eb, alma_steps(nap, nap, nap, nap, nap))
 
-        run = wait_terminal(services.run_create(version=version, steps=[], by=reducer.user), timeout=120)
+        run = wait_terminal(runs.run_create(version=version, steps=[], by=reducer.user), timeout=120)
 
         assert run.status == Run.Status.TIMED_OUT, run.error
         assert run.error == "the run exceeded its 8 s limit"
@@ -240,7 +238,7 @@ def test_a_crash_in_the_follower_still_kills_the_casa_process_group(
         mous=eb.mous,
         execution_block=eb,
         status=Run.Status.RUNNING,
-        folder=str(services.run_folder_for(version)),
+        folder=str(runs.run_folder_for(version)),
         attempts=1,
     )
     RunStep.objects.create(run=run, number=0, title="step 0")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration import casa, services
+from calibration import casa, flagversions, runs
 from calibration.models import Product, Run, RunStep
 from tests.calibration.conftest import alma_steps, script_version
 
@@ -68,7 +68,7 @@ def test_ngc5921_standard_script_is_generated_and_runs_end_to_end(
     text = version.text()
     assert "standard = 'Perley-Butler 2017'" in text and "quackmode = 'beg'" in text
 
-    run = services.run_create(version=version, steps=[], by=reducer.user)
+    run = runs.run_create(version=version, steps=[], by=reducer.user)
     run = wait_terminal(run)
 
     assert run.status == Run.Status.SUCCEEDED, run.error
@@ -91,12 +91,12 @@ def test_ngc5921_standard_script_is_generated_and_runs_end_to_end(
     run.mous.refresh_from_db()
     assert run.mous.state == "CALIBRATING"
 
-    versions = services.flag_versions(eb)
+    versions = flagversions.flag_versions(eb)
     assert {"Apriori", "Original", "BeforeBandpassCalibration", "AfterApplycal"} <= {
         v["name"] for v in versions[eb.ms_name]
     }
     restore = wait_terminal(
-        services.flagversion_restore(eb=eb, ms=eb.ms_name, version_name="Apriori", by=reducer.user)
+        flagversions.flagversion_restore(eb=eb, ms=eb.ms_name, version_name="Apriori", by=reducer.user)
     )
     assert restore.status == Run.Status.SUCCEEDED, restore.error
     assert restore.steps.get().casa_tasks == ["flagmanager"]
@@ -105,13 +105,13 @@ def test_ngc5921_standard_script_is_generated_and_runs_end_to_end(
 def test_cancel_kills_the_casa_process_group(celery_worker_process, make_eb, ngc5921_ms, reducer):
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, alma_steps("print('ready', flush=True)", "import time\ntime.sleep(600)"))
-    run = services.run_create(version=version, steps=[], by=reducer.user)
+    run = runs.run_create(version=version, steps=[], by=reducer.user)
     wait_for(run, lambda r: r.steps.filter(number=1, status=RunStep.Status.RUNNING).exists(), 90, "step 1")
     folder = Path(run.folder)
     assert processes_in(folder), "the CASA process runs in the EB folder"
 
     cancelled_at = time.monotonic()
-    services.run_cancel(run=run, by=reducer.user)
+    runs.run_cancel(run=run, by=reducer.user)
     run = wait_terminal(run, timeout=30)
 
     assert run.status == Run.Status.CANCELLED
@@ -126,7 +126,7 @@ def test_a_step_over_its_wall_clock_limit_times_out(celery_worker_process, make_
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, alma_steps("import time\ntime.sleep(600)", "print('never')"))
 
-    run = services.run_create(version=version, steps=[], by=reducer.user, step_timeout_seconds=3)
+    run = runs.run_create(version=version, steps=[], by=reducer.user, step_timeout_seconds=3)
     run = wait_terminal(run, timeout=90)
 
     assert run.status == Run.Status.TIMED_OUT
@@ -140,7 +140,7 @@ def test_a_casa_crash_fails_the_step_with_the_signal(celery_worker_process, make
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, alma_steps("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"))
 
-    run = wait_terminal(services.run_create(version=version, steps=[], by=reducer.user))
+    run = wait_terminal(runs.run_create(version=version, steps=[], by=reducer.user))
 
     assert run.status == Run.Status.FAILED
     assert run.exit_signal == signal.SIGSEGV
@@ -159,7 +159,7 @@ def test_a_task_that_logs_severe_and_returns_without_output_fails_its_step(
     )
     version = script_version(eb, alma_steps(body))
 
-    run = wait_terminal(services.run_create(version=version, steps=[], by=reducer.user))
+    run = wait_terminal(runs.run_create(version=version, steps=[], by=reducer.user))
 
     assert run.status == Run.Status.FAILED
     step = run.steps.get()
@@ -197,14 +197,14 @@ def test_sandbox_refuses_writes_outside_the_folder_network_and_secrets(
         alma_steps(probe, "import socket\nsocket.create_connection(('127.0.0.1', 6379), timeout=3)"),
     )
 
-    run = wait_terminal(services.run_create(version=version, steps=[0], by=reducer.user))
+    run = wait_terminal(runs.run_create(version=version, steps=[0], by=reducer.user))
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert (Path(run.folder) / "inside.txt").read_text() == "ok"
     seen = json.loads((Path(run.folder) / "seen.json").read_text())
     assert [s for s in seen if not s.startswith("write refused")] == [], "the sandbox shows host files"
     assert not outside.exists(), "a write outside the run folder reached the host"
 
-    network = wait_terminal(services.run_create(version=version, steps=[1], by=reducer.user))
+    network = wait_terminal(runs.run_create(version=version, steps=[1], by=reducer.user))
     assert network.status == Run.Status.FAILED
     assert "Connection refused" in network.steps.get().error or "unreachable" in network.steps.get().error
 
@@ -216,7 +216,7 @@ def test_kill_9_of_the_worker_mid_step_ends_failed_worker_lost(
     worker = dedicated_worker(settings.CASA_QUEUE)
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, alma_steps("import time\ntime.sleep(600)"))
-    run = services.run_create(version=version, steps=[], by=reducer.user)
+    run = runs.run_create(version=version, steps=[], by=reducer.user)
     wait_for(run, lambda r: r.steps.filter(status=RunStep.Status.RUNNING).exists(), 90, "the step to start")
     folder = Path(run.folder)
     assert processes_in(folder)
@@ -229,7 +229,7 @@ def test_kill_9_of_the_worker_mid_step_ends_failed_worker_lost(
     assert processes_in(folder) == [], "CASA dies with its worker"
 
     time.sleep(1.5)  # let the last heartbeat age past the reaper's limit
-    reaped = services.runs_reap_stale(stale_after=1)
+    reaped = runs.reap_stale_runs(stale_after=1)
     run.refresh_from_db()
 
     assert run.pk in reaped
@@ -252,7 +252,7 @@ def test_kill_9_of_the_pool_child_redelivers_and_the_run_completes(
         "    time.sleep(600)"
     )
     version = script_version(eb, alma_steps(body))
-    run = services.run_create(version=version, steps=[], by=reducer.user)
+    run = runs.run_create(version=version, steps=[], by=reducer.user)
     wait_for(run, lambda r: r.steps.filter(status=RunStep.Status.RUNNING).exists(), 90, "the step to start")
 
     children = subprocess.run(

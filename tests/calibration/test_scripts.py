@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from calibration import services
+from calibration import runs
 from calibration.models import Run, ScriptVersion, script_storage_path
 from tests.calibration.conftest import alma_steps, script_version
 
@@ -148,10 +148,10 @@ def test_a_tampered_script_is_refused_by_the_worker(
     eb = make_eb(ngc5921_ms)
     version = script_version(eb, GOOD.decode())
     with django_capture_on_commit_callbacks(execute=False):
-        run = services.run_create(version=version, steps=[], by=reducer.user)
+        run = runs.run_create(version=version, steps=[], by=reducer.user)
     version.path.write_bytes(GOOD + b"import os; os.system('rm -rf ~')\n")
 
-    services.run_execute(run.pk)
+    runs.run_execute(run.pk)
 
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import mous_assign
-from calibration import generation, services
+from calibration import generation, runs
 from calibration.models import Run, Script
 from reports.models import Finding
 
@@ -140,7 +140,7 @@ def test_the_script_the_demo_registers_for_ngc5921_runs_end_to_end(demo, reducer
     eb = ExecutionBlock.objects.get(uid=NGC_EB)
     mous_assign(mous=eb.mous, reducer=reducer_of_demo.person, by=None, note="the DRM's choice")
     version = Script.objects.get(execution_block=eb).latest_version()
-    run = succeeded(services.run_from_scratch(version=version, by=reducer_of_demo))
+    run = succeeded(runs.run_from_scratch(version=version, by=reducer_of_demo))
     assert run.steps.count() == 9
 
 
@@ -158,5 +158,5 @@ def test_the_second_demo_alma_eb_generates_and_runs_end_to_end(demo, reducer_of_
     summary = generation.data_summary_refresh(eb)
     version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer_of_demo)
     assert "reference antenna = DV10" not in version.text()
-    run = succeeded(services.run_from_scratch(version=version, by=reducer_of_demo))
+    run = succeeded(runs.run_from_scratch(version=version, by=reducer_of_demo))
     assert run.findings.filter(antenna="DV03", code="tsys_high").exists()

@@ -28,7 +28,7 @@ import django; django.setup()
 from django.contrib.auth import get_user_model
 from assignments.auth import token_issue
 from assignments.models import Project
-from assignments.services import ensure_demo_accounts
+from assignments.demo import ensure_demo_accounts
 drm = next(a for a in ensure_demo_accounts() if a.role == "drm")
 user = get_user_model().objects.get(username=drm.username)
 Project.objects.create(code="2019.1.00042.S", title="concurrency", cycle=7)

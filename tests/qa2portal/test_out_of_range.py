@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from assignments.models import Mous, Person
-from calibration import services
+from calibration import scripts
 from calibration.models import Script, ScriptVersion
 from qa2portal.ids import MAX_ID, parse_id
 from tests.factories import DrmFactory, ExecutionBlockFactory, MousFactory, PersonFactory, UserFactory
@@ -116,8 +116,8 @@ def test_html_pages_treat_out_of_range_ids_as_bad_input(client, drm):
     client.force_login(drm.user)
     mous = MousFactory()
     eb = ExecutionBlockFactory(mous=mous)
-    script = services.script_get_or_create(kind=Script.Kind.CALIBRATION, mous=mous, eb=eb)
-    version = services.script_version_create(
+    script = scripts.script_get_or_create(kind=Script.Kind.CALIBRATION, mous=mous, eb=eb)
+    version = scripts.script_version_create(
         script=script, text="print(1)\n", source=ScriptVersion.Source.UPLOADED, by=drm.user
     )
 

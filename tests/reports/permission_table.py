@@ -4,14 +4,14 @@
 import numpy as np
 
 from calibration.models import Run, Script, ScriptVersion
-from calibration.services import script_get_or_create, script_version_create
+from calibration.scripts import script_get_or_create, script_version_create
 from reports.models import Diagnostic, Finding
 from tests.assignments.matrix import everyone_reads, page
 from tests.calibration.conftest import alma_steps
 
 
 def prepare(world) -> None:
-    from assignments.services import eb_folder
+    from assignments.datafiles import eb_folder
 
     for mous in (world.own, world.other):
         eb = mous.execution_blocks.first()

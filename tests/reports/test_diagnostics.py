@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from calibration import generation, services
+from calibration import generation, runs
 from calibration.models import Run, ScriptVersion
 from reports.models import Finding, Topic
 from reports.services import edit_checks, topic_scores
@@ -19,7 +19,7 @@ SCREENS = Path(__file__).resolve().parents[2] / "var" / "screens"
 
 
 def run_to_end(version, steps, by) -> Run:
-    run = services.run_create(version=version, steps=steps, by=by)
+    run = runs.run_create(version=version, steps=steps, by=by)
     deadline = time.monotonic() + 300
     while not run.is_terminal:
         assert time.monotonic() < deadline, f"run {run.pk} stuck in {run.status}"

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from assignments.services import ensure_demo_accounts
+from assignments.demo import ensure_demo_accounts
 
 
 class Command(BaseCommand):

@@ -18,21 +18,15 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from assignments.datafiles import eb_folder
+from assignments.demo import DEMO_ACCOUNTS, ensure_demo_accounts
+from assignments.intake import eb_create, investigator_add, mous_create, project_create
 from assignments.models import ExecutionBlock, Investigator, Mous, MousState, Person, Project
-from assignments.services import (
-    DEMO_ACCOUNTS,
-    eb_create,
-    eb_folder,
-    ensure_demo_accounts,
-    investigator_add,
-    mous_assign,
-    mous_create,
-    mous_stage,
-    project_create,
-)
+from assignments.services import mous_assign
+from assignments.staging import mous_stage
 from calibration.models import Script, ScriptVersion
 from calibration.rawdata import RAW_FOLDER
-from calibration.services import script_get_or_create, script_version_create
+from calibration.scripts import script_get_or_create, script_version_create
 from calibration.simulate import presets
 from calibration.simulate.build import EbBuild, cached_eb, cached_ngc5921, copy_ms, default_cache_root
 from calibration.simulate.ngc5921 import render_script

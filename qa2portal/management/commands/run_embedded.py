@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from assignments.services import ensure_demo_accounts
+from assignments.demo import ensure_demo_accounts
 from calibration import casa
 
 # A worker that dies is restarted after 1, 2, 4, ... s, at most this long; the back-off starts

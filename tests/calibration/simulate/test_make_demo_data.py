@@ -5,8 +5,8 @@ import time
 import pytest
 from django.core.management import call_command
 
+from assignments.datafiles import eb_folder, mous_folder
 from assignments.models import ExecutionBlock, Mous, Project
-from assignments.services import eb_folder, mous_folder
 
 pytestmark = [pytest.mark.casa, pytest.mark.django_db]
 
