@@ -78,7 +78,7 @@ def tsys_medians(antennas, medians, array_median: float, *, spw: int, highlight:
     return fig
 
 
-def wvr_phase_rms(antennas, before: dict, after: dict) -> go.Figure:
+def wvr_phase_rms(antennas, before: dict, after: dict, *, reference: str = "") -> go.Figure:
     fig = go.Figure(layout=LAYOUT)
     fig.add_bar(x=list(antennas), y=[before.get(a) for a in antennas], name="without WVR")
     fig.add_bar(x=list(antennas), y=[after.get(a) for a in antennas], name="with WVR")
@@ -87,6 +87,17 @@ def wvr_phase_rms(antennas, before: dict, after: dict) -> go.Figure:
         title="Calibrator phase rms per antenna, before/after WVR",
         yaxis_title="phase rms (deg)",
     )
+    if reference in antennas:
+        # Phases are measured against the reference, so its own phase rms is ~0: say why.
+        fig.add_annotation(
+            x=reference,
+            y=0,
+            yanchor="bottom",
+            text=f"{reference}: reference antenna<br>(phases measured against it, so no bar)",
+            showarrow=True,
+            arrowhead=2,
+            ay=-60,
+        )
     return fig
 
 

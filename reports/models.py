@@ -78,7 +78,8 @@ class Finding(models.Model):
     metric = models.CharField(max_length=80, blank=True)
     value = models.FloatField(null=True, blank=True)
     antenna = models.CharField(max_length=16, blank=True)
-    spw = models.IntegerField(null=True, blank=True)
+    spw = models.IntegerField(null=True, blank=True, help_text="the MS's spw id")
+    split_spw = models.IntegerField(null=True, blank=True, help_text="the split id, if not the MS one")
     field = models.CharField(max_length=64, blank=True)
     message = models.TextField()
     # The concrete script edit: {"step": 4, "task": "wvrgcal", "param": "wvrflag", "value": [...],
@@ -95,6 +96,17 @@ class Finding(models.Model):
     @property
     def band(self) -> str:
         return score_band(self.score)
+
+    @property
+    def table_spw(self) -> int | None:
+        """The spw id in the diagnostic's own table (what its plots are keyed by)."""
+        return self.split_spw if self.split_spw is not None else self.spw
+
+    @property
+    def spw_label(self) -> str:
+        if self.spw is None:
+            return ""
+        return f"spw {self.spw}" + (f" (split {self.split_spw})" if self.split_spw is not None else "")
 
 
 class AppliedEdit(models.Model):

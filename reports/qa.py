@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reports.edit_loop import expectation
+from reports.spws import ms_spw, split_spw, spw_label
 from reports.thresholds import (
     CANNOT_ASSESS,
     CHAN2CHAN_LIMIT,
@@ -59,6 +60,7 @@ def finding(code: str, score: float, message: str, **extra) -> dict:
         "antenna": "",
         "spw": None,
         "field": "",
+        "split_spw": None,
         "edit": None,
         **extra,
     }
@@ -83,6 +85,9 @@ def assess(topic: str, name: str, summary: dict, context: ScriptContext) -> list
     }
     found = checks[topic](name, summary, context)
     for f in found:
+        if f["spw"] is not None:  # the table's id -> the MS's, the split's beside it
+            f["split_spw"] = split_spw(summary, f["spw"])
+            f["spw"] = ms_spw(summary, f["spw"])
         if f["edit"]:
             f["edit"]["expect"] = expectation({**f, "topic": topic})
     return found
@@ -119,7 +124,8 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                 finding(
                     "tsys_high",
                     linear(ratio, TSYS_WARN_RATIO, TSYS_FLAG_RATIO, 0.66, 0.33),
-                    f"{antenna} Tsys median {value:.0f} K vs {typical:.0f} K for the array (spw {spw}, "
+                    f"{antenna} Tsys median {value:.0f} K vs {typical:.0f} K for the array "
+                    f"({spw_label(summary, spw)}, "
                     f"{ratio:.1f}x): check/flag {antenna} before bandpass.",
                     metric="Tsys median / array median",
                     value=ratio,
@@ -129,7 +135,7 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                 )
             )
     if not out:
-        medians = ", ".join(f"spw {s}: {v:.0f} K" for s, v in summary["array_median"].items())
+        medians = ", ".join(f"{spw_label(summary, s)}: {v:.0f} K" for s, v in summary["array_median"].items())
         out.append(
             finding(
                 "tsys_ok",
@@ -233,7 +239,8 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                 finding(
                     "bandpass_low_snr_spw",
                     0.5,
-                    f"spw {spw}: channel-to-channel variation {level:.0%} on {len(noisy)} of {len(rows)} "
+                    f"{spw_label(summary, spw)}: channel-to-channel variation {level:.0%} on {len(noisy)} "
+                    f"of {len(rows)} "
                     "antennas "
                     f"(seeds' rule: > {CHAN2CHAN_LIMIT:.0%}): the spw has too little SNR per channel; use "
                     f"solint='inf,4ch' in step {context.step} (or combine spws / map phases).",
@@ -250,7 +257,7 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                     "bandpass_chan2chan",
                     linear(rows[antenna]["chan2chan"], CHAN2CHAN_LIMIT, 0.15, 0.66, 0.34),
                     f"bandpass channel-to-channel variation {rows[antenna]['chan2chan']:.0%} on {antenna} "
-                    f"spw {spw}: "
+                    f"{spw_label(summary, spw)}: "
                     f"use solint='inf,4ch' in step {context.step} (seeds' rule: > {CHAN2CHAN_LIMIT:.0%}).",
                     metric="median |Δamp| / amp",
                     value=rows[antenna]["chan2chan"],
@@ -266,7 +273,8 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                     finding(
                         "bandpass_notch",
                         linear(m["notch_depth"], NOTCH_DEPTH, 0.2, 0.66, 0.34),
-                        f"{antenna} spw {spw} bandpass notch: amplitude {m['notch_depth']:.2f} of its level "
+                        f"{antenna} {spw_label(summary, spw)} bandpass notch: amplitude "
+                        f"{m['notch_depth']:.2f} of its level "
                         "in "
                         f"channels {first}-{last}: flag them before bandpass.",
                         metric="min amp / median amp",
@@ -281,7 +289,8 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                     finding(
                         "bandpass_phase_jump",
                         0.6,
-                        f"{antenna} spw {spw} bandpass phase jumps {m['phase_jump_deg']:.0f}° at channel "
+                        f"{antenna} {spw_label(summary, spw)} bandpass phase jumps "
+                        f"{m['phase_jump_deg']:.0f}° at channel "
                         f"{m['jump_channel']} (typical channel step {typical_jump:.1f}°): check the plot.",
                         metric="max |Δphase| between channels (deg)",
                         value=m["phase_jump_deg"],
@@ -383,7 +392,9 @@ def flux(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         snr = [v["flux"] / v["error"] for v in spws.values() if v["error"] > 0]
         scores = [linear(s, FLUX_SNR_LOW, FLUX_SNR_HIGH, 0.66, 1.0) for s in snr]
         score = sum(scores) / len(scores) if scores else 0.66
-        values = ", ".join(f"spw {s}: {v['flux']:.3f} ± {v['error']:.3f} Jy" for s, v in sorted(spws.items()))
+        values = ", ".join(
+            f"{spw_label(summary, s)}: {v['flux']:.3f} ± {v['error']:.3f} Jy" for s, v in sorted(spws.items())
+        )
         out.append(
             finding(
                 "flux_snr",
@@ -404,7 +415,8 @@ def flux(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                     finding(
                         "flux_spw_consistency",
                         0.75 if q < 0.2 else 0.5,
-                        f"{field} spw {spw}: {v['flux']:.3f} Jy is {q:.0%} off the fitted spectrum",
+                        f"{field} {spw_label(summary, spw)}: {v['flux']:.3f} Jy is {q:.0%} "
+                        "off the fitted spectrum",
                         metric="|1 - S/S_fit|",
                         value=q,
                         field=field,

@@ -21,6 +21,7 @@ from reports import artifacts, figures, services
 from reports.edits import EditFailed
 from reports.models import BLUE, Diagnostic, Finding, Topic, score_band
 from reports.selectors import runs_with_diagnostics
+from reports.spws import spw_label
 
 pio.json.config.default_engine = "orjson"
 
@@ -99,7 +100,7 @@ def topic_page(request: HttpRequest, pk: int, topic: str) -> HttpResponse:
         else [],
         "findings": run.findings.filter(topic=topic).order_by("score"),
         "can_work": may_work_on(request.user, run.mous),
-        "spws": chosen.summary.get("spws", []) if chosen else [],
+        "spws": [(s, spw_label(chosen.summary, s)) for s in chosen.summary.get("spws", [])] if chosen else [],
         "antennas": chosen.summary.get("antennas", []) if chosen else [],
         "table": _table(topic, chosen) if chosen else [],
         "topic_choices": Topic.choices,
@@ -108,7 +109,10 @@ def topic_page(request: HttpRequest, pk: int, topic: str) -> HttpResponse:
 
 
 def _choose(diagnostics: list[Diagnostic], wanted: str | None) -> Diagnostic | None:
+    """The asked-for diagnostic, else the first assessable one; for gains a phase table first
+    (an amplitude table's phase axis is all zeros, which tells the reducer nothing)."""
     usable = [d for d in diagnostics if "cannot_assess" not in d.summary] or diagnostics
+    usable = sorted(usable, key=lambda d: d.topic == Topic.GAINS and d.summary.get("calmode") != "p")
     if (wanted_pk := parse_id(wanted or "")) is not None:
         return next((d for d in diagnostics if d.pk == wanted_pk), usable[0] if usable else None)
     return usable[0] if usable else None
@@ -130,8 +134,27 @@ def _params(diagnostic: Diagnostic | None, request: HttpRequest) -> dict[str, st
 
 
 def _worst_antenna(diagnostic: Diagnostic) -> str:
+    """The antenna of the worst finding, else the one worst on the topic's own metric."""
     finding = diagnostic.findings.exclude(antenna="").order_by("score").first()
-    return finding.antenna if finding else ""
+    if finding:
+        return finding.antenna
+    s = diagnostic.summary
+    metric = {
+        Topic.GAINS: "phase_rms_deg",
+        Topic.BANDPASS: "chan2chan",
+        Topic.TSYS: "median",
+    }.get(Topic(diagnostic.topic))
+    if metric:
+        values = {
+            a: max((v[metric] for v in per_spw.values() if metric in v), default=None)
+            for a, per_spw in s.get("per_antenna", {}).items()
+        }
+        scored = {a: v for a, v in values.items() if v is not None}
+        return max(scored, key=lambda a: scored[a]) if scored else ""
+    if diagnostic.topic == Topic.WVR:
+        after = {a: v for a, v in s.get("phase_rms_after", {}).items() if a != s.get("reference_antenna")}
+        return max(after, key=lambda a: after[a]) if after else ""
+    return ""
 
 
 def _query(diagnostic: Diagnostic, params: dict[str, str]) -> str:
@@ -165,12 +188,12 @@ def _table(topic: str, diagnostic: Diagnostic) -> list[list]:
         rows = [["field", "spw", "flux (Jy)", "error (Jy)", "frequency (GHz)"]]
         for field, spws in s["fields"].items():
             rows += [
-                [field, spw, round(v["flux"], 4), round(v["error"], 4), round(v["freq_ghz"], 3)]
+                [field, spw_label(s, spw), round(v["flux"], 4), round(v["error"], 4), round(v["freq_ghz"], 3)]
                 for spw, v in spws.items()
             ]
         return rows
     if topic == Topic.TSYS:
-        rows = [["antenna", *[f"spw {spw} median / max (K)" for spw in s["spws"]]]]
+        rows = [["antenna", *[f"{spw_label(s, spw)} median / max (K)" for spw in s["spws"]]]]
         for antenna, per_spw in s["per_antenna"].items():
             rows.append([antenna, *[_pair(per_spw.get(str(spw)), "median", "max") for spw in s["spws"]]])
         return rows
@@ -215,7 +238,10 @@ def _tsys_medians(d: Diagnostic, p: dict) -> go.Figure:
 
 def _wvr_bars(d: Diagnostic, p: dict) -> go.Figure:
     return figures.wvr_phase_rms(
-        d.summary["antennas"], d.summary["phase_rms_before"], d.summary["phase_rms_after"]
+        d.summary["antennas"],
+        d.summary["phase_rms_before"],
+        d.summary["phase_rms_after"],
+        reference=d.summary.get("reference_antenna", ""),
     )
 
 

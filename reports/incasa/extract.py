@@ -417,21 +417,22 @@ def after_step(
         viscal = str(product["viscal"])
         table = str(folder / rel)
         try:
+            spw_map = ms_spw_map(folder, vis_of.get(rel))
             if rel in wvr_tables:
                 kw, report = wvr_tables[rel]
                 spws = [int(s) for s in (kw.get("spw") or [])]
                 summary, arrays = wvr(table, str(folder / str(kw["vis"])), report, spws)
-                items.append(_item(folder, out_dir, "wvr", rel, summary, arrays))
+                items.append(_item(folder, out_dir, "wvr", rel, summary, arrays, spw_map))
             elif viscal.startswith("B TSYS"):
                 summary, arrays = tsys(table, _ms_of(folder, vis_of.get(rel)))
-                items.append(_item(folder, out_dir, "tsys", rel, summary, arrays))
+                items.append(_item(folder, out_dir, "tsys", rel, summary, arrays, spw_map))
             elif viscal.startswith("B Jones"):
                 summary, arrays = bandpass(table)
-                items.append(_item(folder, out_dir, "bandpass", rel, summary, arrays))
+                items.append(_item(folder, out_dir, "bandpass", rel, summary, arrays, spw_map))
             elif viscal.startswith(("G Jones", "T Jones")):
                 summary, arrays = gains(table)
                 summary["calmode"] = _calmode(calls, rel)
-                items.append(_item(folder, out_dir, "gains", rel, summary, arrays))
+                items.append(_item(folder, out_dir, "gains", rel, summary, arrays, spw_map))
             else:
                 items.append(
                     {
@@ -457,6 +458,7 @@ def after_step(
             if name == "fluxscale" and isinstance(result, dict):
                 freqs = {s: float(np.mean(f)) for s, f in _chan_freqs(str(folder / str(kw["vis"]))).items()}
                 summary = flux(result, str(kw.get("reference", "")), freqs)
+                summary["ms_spw"] = ms_spw_map(folder, str(kw["vis"]))
                 items.append(
                     {
                         "topic": "flux",
@@ -506,7 +508,34 @@ def _ms_of(folder: Path, vis: str | None) -> str | None:
     return str(folder / vis) if vis else None
 
 
-def _item(folder: Path, out_dir: str, topic: str, rel: str, summary: dict, arrays: dict) -> Item:
+def ms_spw_map(folder: Path, vis: str | None) -> dict[str, int]:
+    """{spw id in `vis`: spw id in the MS it was split from} ({} when `vis` is that MS).
+
+    ALMA names a split `<uid>.ms.split` (and `.split.cal`): the parent is `<uid>.ms` in the same
+    folder. Spws are matched by frequency (split renumbers them and may average channels)."""
+    if not vis or ".ms" not in vis:
+        return {}
+    parent = vis[: vis.index(".ms") + 3]
+    if parent == vis or not (folder / parent).exists() or not (folder / vis).exists():
+        return {}
+    ranges = {i: (float(f.min()), float(f.max())) for i, f in _chan_freqs(str(folder / parent)).items()}
+    out = {}
+    for spw, freqs in _chan_freqs(str(folder / vis)).items():
+        centre, width = float(freqs.mean()), float(freqs.max() - freqs.min())
+        matches = [
+            i
+            for i, (low, high) in ranges.items()
+            if low <= centre <= high and abs((high - low) - width) <= 0.1 * max(high - low, width) + 1.0
+        ]
+        if len(matches) == 1:
+            out[str(spw)] = matches[0]
+    return out
+
+
+def _item(
+    folder: Path, out_dir: str, topic: str, rel: str, summary: dict, arrays: dict, spw_map: dict[str, int]
+) -> Item:
+    summary["ms_spw"] = spw_map
     target = folder / out_dir / f"{rel.replace('/', '_')}.{topic}.npz"
     target.parent.mkdir(parents=True, exist_ok=True)
     np.savez(

@@ -56,10 +56,14 @@ def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_sc
     assert {f.antenna for f in by_code["tsys_high"]} == {hot["antenna"]}
     split_spw = truth["spws"].index(next(s for s in truth["spws"] if s["spw"] == defect["spw"]))
     [notch] = [f for f in by_code["bandpass_notch"] if f.antenna == defect["antenna"]]
-    assert notch.spw == split_spw
+    assert notch.spw == defect["spw"] and notch.split_spw == split_spw, "the MS's spw, the split's beside"
+    assert f"spw {defect['spw']} (split {split_spw})" in notch.message
     first_chan, last_chan = defect["notch_channels"]
     assert f"channels {first_chan}-{last_chan - 1}" in notch.message
-    assert any(f.antenna == defect["antenna"] and f.spw == split_spw for f in by_code["bandpass_phase_jump"])
+    assert any(
+        f.antenna == defect["antenna"] and f.spw == defect["spw"] for f in by_code["bandpass_phase_jump"]
+    )
+    assert {f.spw for f in by_code["tsys_high"]} <= {s["spw"] for s in truth["spws"]}
     faulty = {f.get("antenna") for f in truth["faults"]} - {None}
     healthy_findings = [f for f in findings if f.antenna and f.antenna not in faulty and f.score <= 0.9]
     assert healthy_findings == [], "nothing on the healthy antennas"

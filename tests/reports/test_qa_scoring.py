@@ -177,3 +177,15 @@ def test_flags_score_the_a_priori_and_the_newly_flagged_fraction_and_name_every_
     assert f["code"] == "flags_new" and f["value"] == pytest.approx(0.2)
     assert "most flagged antennas A, B 40%" in f["message"]
     assert f["score"] == pytest.approx(qa.linear(0.2, 0.05, 0.5, 1.0, 0.5), abs=1e-3)
+
+
+def test_findings_carry_the_ms_spw_with_the_split_id_beside_it():
+    per_antenna = {a: {"1": bp()} for a in "ABCDEF"}
+    per_antenna["B"]["1"] = bp(notch=0.45, notch_channels=(20, 27))
+    summary = {"spws": [1], "per_antenna": per_antenna, "ms_spw": {"0": 1, "1": 2}}
+    [notch] = qa.assess("bandpass", "uid.ms.split.bandpass", summary, ctx())
+    assert notch["spw"] == 2 and notch["split_spw"] == 1
+    assert "B spw 2 (split 1) bandpass notch" in notch["message"]
+    assert "spw = '1:20~27'" in notch["edit"]["append"][0], "the edit flags the split, by its own ids"
+    tsys = qa.assess("tsys", "uid.ms.tsys", tsys_summary({"A": 1.0, "B": 2.5}), ctx(5))
+    assert tsys[0]["spw"] == 17 and tsys[0]["split_spw"] is None
