@@ -10,6 +10,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from assignments.events import mous_state_changed
+from qa2portal.errors import Conflict, Forbidden, PreconditionFailed
 
 # 2019.1.01234.S; the call is 1 for a main call, 0 for Cycle 0, A for DDT / supplemental calls.
 PROJECT_CODE_RE = re.compile(r"^\d{4}\.[01A]\.\d{5}\.[A-Z]{1,3}$")
@@ -218,7 +219,7 @@ def user_may_ingest(user) -> bool:
     return user_is_manager(user) or (person is not None and person.role == Person.Role.DATA_ANALYST)
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(Conflict):
     """The state machine does not allow this move; carries the allowed moves for a 409 answer."""
 
     def __init__(self, current: str, new: str, allowed: frozenset[str]) -> None:
@@ -227,8 +228,11 @@ class InvalidTransition(Exception):
             f"cannot go from {current} to {new}; allowed from {current}: {', '.join(self.allowed) or 'none'}"
         )
 
+    def details(self) -> dict:
+        return {"current": self.current, "allowed": self.allowed}
 
-class TransitionForbidden(PermissionError):
+
+class TransitionForbidden(Forbidden, PermissionError):
     """The move exists in the table but this user's role may not make it (HTTP 403)."""
 
 
@@ -445,12 +449,15 @@ class Mous(models.Model):
 TRANSITION_FIELDS = ["state", "state_changed_at", "blocked_from", "blocked_reason", "version"]
 
 
-class StaleVersion(Exception):
+class StaleVersion(PreconditionFailed):
     """Optimistic-lock failure: the client edited an older version of the row (HTTP 412)."""
 
     def __init__(self, current: int, expected: int) -> None:
         self.current, self.expected = current, expected
         super().__init__(f"the MOUS changed meanwhile (version {current}, you had {expected}); reload it")
+
+    def details(self) -> dict:
+        return {"version": self.current}
 
 
 class StateChange(models.Model):

@@ -20,10 +20,14 @@ from assignments.models import (
     StaleVersion,
 )
 from assignments.staging import mous_stage
+from qa2portal.errors import Conflict
 
 
-class ConflictOfInterest(PermissionError):
-    """The reducer is the project's PI or a co-I: they may not reduce its data."""
+class ConflictOfInterest(Conflict, PermissionError):
+    """The reducer is the project's PI or a co-I: they may not reduce its data (409)."""
+
+    def details(self) -> dict:
+        return {"rule": "conflict-of-interest"}
 
 
 def conflict_of_interest(mous: Mous, reducer: Person) -> Investigator | None:

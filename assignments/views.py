@@ -32,17 +32,16 @@ from assignments.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
     ExecutionBlock,
-    InvalidTransition,
     Mous,
     MousState,
     StaleVersion,
     StateChange,
-    TransitionForbidden,
     person_of,
     user_is_manager,
 )
 from assignments.permissions import MANAGER_ONLY, may_work_on
 from assignments.selectors import whiteboard_rows
+from qa2portal.errors import error_status, error_text, refusal_page
 
 OPEN_STATES = frozenset(ACTIVE_STATES | {MousState.BLOCKED})
 
@@ -202,29 +201,14 @@ def mous_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _mous_page(request, get_object_or_404(whiteboard_rows(), pk=pk))
 
 
-REFUSAL_STATUS = (
-    (InvalidTransition, 409),
-    (services.ConflictOfInterest, 409),
-    (StaleVersion, 412),
-    (TransitionForbidden, 403),
-)
+def _refused(request: HttpRequest, exc: Exception, pk: int) -> HttpResponse:
+    """Re-render the MOUS page with the reason and the error's HTTP status; nothing changed."""
+    fresh = whiteboard_rows().get(pk=pk)
+    return _mous_page(request, fresh, error=error_text(exc), status=error_status(exc))
 
 
-def _refused(request: HttpRequest, mous: Mous, exc: Exception) -> HttpResponse:
-    """Re-render the MOUS page with the reason and the matching HTTP status; nothing changed."""
-    status = next((code for kind, code in REFUSAL_STATUS if isinstance(exc, kind)), 400)
-    text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-    fresh = whiteboard_rows().get(pk=mous.pk)
-    return _mous_page(request, fresh, error=text, status=status)
-
-
-DOMAIN_ERRORS = (
-    InvalidTransition,
-    StaleVersion,
-    TransitionForbidden,
-    services.ConflictOfInterest,
-    ValidationError,
-)
+# The MOUS verbs: a domain error or a service's ValidationError is the MOUS page with the reason.
+refused_on_mous_page = refusal_page(_refused, also=(ValidationError,))
 
 
 def _form_errors(form) -> str:
@@ -235,67 +219,61 @@ def _form_errors(form) -> str:
 
 @login_required
 @require_POST
+@refused_on_mous_page
 def mous_transition(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous, pk=pk)
     if not may_work_on(request.user, mous):
         raise PermissionDenied("This MOUS is not assigned to you.")
     form = TransitionForm(request.POST)
     if not form.is_valid():
-        return _refused(request, mous, ValidationError(_form_errors(form)))
-    try:
-        mous.transition(
-            form.cleaned_data["to"],
-            by=request.user,
-            note=form.cleaned_data["note"],
-            expected_version=form.cleaned_data["version"],
-            check_role=True,
-        )
-    except DOMAIN_ERRORS as exc:
-        return _refused(request, mous, exc)
+        raise ValidationError(_form_errors(form))
+    mous.transition(
+        form.cleaned_data["to"],
+        by=request.user,
+        note=form.cleaned_data["note"],
+        expected_version=form.cleaned_data["version"],
+        check_role=True,
+    )
     messages.success(request, f"{mous.uid} is now {mous.get_state_display()}.")
     return redirect("assignments-mous", pk=mous.pk)
 
 
 @login_required
 @require_POST
+@refused_on_mous_page
 def mous_assign(request: HttpRequest, pk: int) -> HttpResponse:
     _require_manager(request)
     mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
     form = AssignForm(request.POST)
     if not form.is_valid():
-        return _refused(request, mous, ValidationError(_form_errors(form)))
+        raise ValidationError(_form_errors(form))
     reducer = form.cleaned_data["reducer"]
-    try:
-        services.mous_assign(
-            mous=mous,
-            reducer=reducer,
-            by=request.user,
-            note=form.cleaned_data["note"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except DOMAIN_ERRORS as exc:
-        return _refused(request, mous, exc)
+    services.mous_assign(
+        mous=mous,
+        reducer=reducer,
+        by=request.user,
+        note=form.cleaned_data["note"],
+        expected_version=form.cleaned_data["version"],
+    )
     messages.success(request, f"{mous.uid} assigned to {reducer.user.get_username()}.")
     return redirect("assignments-mous", pk=mous.pk)
 
 
 @login_required
 @require_POST
+@refused_on_mous_page
 def mous_unassign(request: HttpRequest, pk: int) -> HttpResponse:
     _require_manager(request)
     mous = get_object_or_404(Mous, pk=pk)
     form = UnassignForm(request.POST)
     if not form.is_valid():
-        return _refused(request, mous, ValidationError(_form_errors(form)))
-    try:
-        services.mous_unassign(
-            mous=mous,
-            by=request.user,
-            note=form.cleaned_data["note"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except DOMAIN_ERRORS as exc:
-        return _refused(request, mous, exc)
+        raise ValidationError(_form_errors(form))
+    services.mous_unassign(
+        mous=mous,
+        by=request.user,
+        note=form.cleaned_data["note"],
+        expected_version=form.cleaned_data["version"],
+    )
     messages.success(request, f"{mous.uid} is no longer assigned.")
     return redirect("assignments-mous", pk=mous.pk)
 
@@ -316,7 +294,7 @@ def mous_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 )
             except StaleVersion as exc:
                 form.add_error(None, str(exc))
-                status = 412
+                status = exc.status
             else:
                 messages.success(request, f"{mous.uid} saved.")
                 return redirect("assignments-mous", pk=mous.pk)
@@ -327,28 +305,29 @@ def mous_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "assignments/mous_edit.html", {"mous": mous, "form": form}, status=status)
 
 
+def _bulk_back(request: HttpRequest) -> str:
+    """Back to the whiteboard page the bulk assignment came from (?next=, same host only)."""
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    return back if back and safe else reverse("assignments-whiteboard")
+
+
 @login_required
 @require_POST
+@refusal_page(back=_bulk_back, prefix="Nothing assigned. ", also=(ValidationError,))
 def whiteboard_bulk_assign(request: HttpRequest) -> HttpResponse:
     _require_manager(request)
     form = BulkAssignForm(request.POST)
-    back = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
-    target = back if back and safe else reverse("assignments-whiteboard")
+    target = _bulk_back(request)
     if not form.is_valid():
         messages.error(request, f"Nothing assigned. {_form_errors(form)}")
         return redirect(target)
-    try:
-        done = services.mous_bulk_assign(
-            mous_ids=form.cleaned_data["mous"],
-            reducer=form.cleaned_data["reducer"],
-            by=request.user,
-            note=form.cleaned_data["note"],
-        )
-    except DOMAIN_ERRORS as exc:
-        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        messages.error(request, f"Nothing assigned. {text}")
-        return redirect(target)
+    done = services.mous_bulk_assign(
+        mous_ids=form.cleaned_data["mous"],
+        reducer=form.cleaned_data["reducer"],
+        by=request.user,
+        note=form.cleaned_data["note"],
+    )
     messages.success(
         request, f"{len(done)} MOUS assigned to {form.cleaned_data['reducer'].user.get_username()}."
     )

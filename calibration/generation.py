@@ -16,13 +16,14 @@ from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data
 from calibration.services import script_get_or_create, script_version_create
+from qa2portal.errors import Conflict
 
 INSPECT_CODE = "from calibration.incasa.inspect_ms import main\nmain()\n"
 INSPECT_TIMEOUT = 1800
 
 
-class GenerationFailed(RuntimeError):
-    """The data could not be read to generate a script."""
+class GenerationFailed(Conflict, RuntimeError):
+    """The data could not be read to generate a script (409)."""
 
 
 def _ms_to_inspect(eb: ExecutionBlock) -> Path | None:

@@ -46,6 +46,7 @@ from assignments.models import ExecutionBlock, user_may_ingest
 from assignments.services import eb_folder, inside_data_root
 from calibration import casa, rawdata, task_names
 from calibration.models import DataIngest, DataSummary
+from qa2portal.errors import DomainError
 
 RAW = rawdata.RAW_FOLDER
 MS, ASDM, UVFITS, TAR = "ms", "asdm", "uvfits", "tar"
@@ -63,12 +64,14 @@ MAY_NOT = "Only a DRM or a data analyst brings data in."
 log = logging.getLogger(__name__)
 
 
-class IngestRefused(ValueError):
-    """The request cannot be served (web side, bad input): nothing was stored or queued."""
+class IngestRefused(DomainError, ValueError):
+    """The request cannot be served (web side, bad input): nothing was stored or queued (400)."""
 
 
 class IngestConflict(IngestRefused):
-    """The request is fine but the EB's state says no (data present, an ingest running)."""
+    """The request is fine but the EB's state says no (data present, an ingest running): 409."""
+
+    status = 409
 
 
 class IngestFailed(RuntimeError):

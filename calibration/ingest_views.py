@@ -16,6 +16,7 @@ from assignments.models import ExecutionBlock
 from calibration import ingest, uploads
 from calibration.api.ingest import DataIngestSerializer
 from calibration.models import DataIngest
+from qa2portal.errors import refusal_page
 
 MAY_NOT = ingest.MAY_NOT
 
@@ -46,14 +47,11 @@ def eb_ingest(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-eb-ingest", prefix="Ingest refused: ")
 def eb_ingest_path(request: HttpRequest, pk: int) -> HttpResponse:
     eb = _eb(pk)
     _require_may_ingest(request.user)
-    try:
-        item = ingest.ingest_from_path(eb=eb, path=request.POST.get("path", ""), by=request.user)
-    except ingest.IngestRefused as exc:
-        messages.error(request, f"Ingest refused: {exc}")
-        return redirect("calibration-eb-ingest", pk=eb.pk)
+    item = ingest.ingest_from_path(eb=eb, path=request.POST.get("path", ""), by=request.user)
     return redirect("calibration-ingest", pk=item.pk)
 
 
@@ -66,6 +64,7 @@ def _may_store(request: HttpRequest, pk: int) -> None:
 
 @csrf_exempt  # the CSRF check would read the body with Django's handlers: it runs below instead
 @login_required
+@refusal_page(back="calibration-eb-ingest", prefix="Upload refused: ")
 def eb_ingest_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
@@ -81,11 +80,7 @@ def eb_ingest_upload(request: HttpRequest, pk: int) -> HttpResponse:
                 f"Upload refused: {filesizeformat(declared)} is over the {uploads.limit_text()} limit.",
             )
             return redirect("calibration-eb-ingest", pk=eb.pk)
-        try:
-            ingest.refuse_if_busy(eb)  # data present, an ingest running: say so before storing anything
-        except ingest.IngestRefused as exc:
-            messages.error(request, f"Upload refused: {exc}")
-            return redirect("calibration-eb-ingest", pk=eb.pk)
+        ingest.refuse_if_busy(eb)  # data present, an ingest running: say so before storing anything
         return _upload(request, eb=eb, handler=handler)
     finally:
         uploads.discard(handler)
@@ -107,11 +102,7 @@ def _upload(
     if upload is None:
         messages.error(request, "Choose a tar or tgz file of an MS or ASDM to upload.")
         return redirect("calibration-eb-ingest", pk=eb.pk)
-    try:
-        item = ingest.ingest_from_upload(eb=eb, uploaded_file=upload, by=request.user)
-    except ingest.IngestRefused as exc:
-        messages.error(request, f"Upload refused: {exc}")
-        return redirect("calibration-eb-ingest", pk=eb.pk)
+    item = ingest.ingest_from_upload(eb=eb, uploaded_file=upload, by=request.user)
     return redirect("calibration-ingest", pk=item.pk)
 
 
@@ -139,13 +130,10 @@ def ingest_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-ingest", prefix="Not cancelled: ")
 def ingest_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(DataIngest, pk=pk)
     _require_may_ingest(request.user)
-    try:
-        ingest.cancel(item, by=request.user)
-    except ingest.IngestRefused as exc:
-        messages.error(request, f"Not cancelled: {exc}")
-    else:
-        messages.success(request, f"Ingest {item.pk} cancelled; the EB is unchanged.")
+    ingest.cancel(item, by=request.user)
+    messages.success(request, f"Ingest {item.pk} cancelled; the EB is unchanged.")
     return redirect("calibration-ingest", pk=item.pk)

@@ -15,6 +15,7 @@ from assignments.staging import mous_stage
 from calibration import task_names
 from calibration.models import Run, RunStep, Script, ScriptTampered, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
+from qa2portal.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ RUNNABLE_STATES = frozenset({MousState.ASSIGNED, MousState.CALIBRATING, MousStat
 ACTIVE_RUN_STATES = (Run.Status.QUEUED, Run.Status.RUNNING)
 
 
-class RunRefused(ValueError):
-    """A run that cannot start (no data, unknown step, busy folder, wrong MOUS state)."""
+class RunRefused(Conflict, ValueError):
+    """A run that cannot start (no data, unknown step, busy folder, wrong MOUS state): 409."""
 
 
 def run_folder_for(version: ScriptVersion) -> Path:

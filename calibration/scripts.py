@@ -10,10 +10,17 @@ from django.db import transaction
 from assignments.models import ExecutionBlock, Mous
 from calibration import scriptparse
 from calibration.models import Script, ScriptVersion, script_storage_path
+from qa2portal.errors import DomainError
 
 
-class InvalidScript(ValueError):
-    """An upload that is not a script we accept (type, size, encoding, syntax)."""
+class InvalidScript(DomainError, ValueError):
+    """An upload that is not a script we accept (type, size, encoding, syntax): 400."""
+
+
+class ScriptTooLarge(InvalidScript):
+    """A script over SCRIPT_MAX_BYTES: 413."""
+
+    status = 413
 
 
 def script_get_or_create(*, kind: str, mous: Mous, eb: ExecutionBlock | None = None) -> Script:
@@ -23,15 +30,30 @@ def script_get_or_create(*, kind: str, mous: Mous, eb: ExecutionBlock | None = N
     return script
 
 
+def size_text(size: int) -> str:
+    """A byte count as people write it: 1 MB, 512 KB, 1.5 GB (binary units), 900 bytes."""
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size:,} bytes"
+
+
+def check_script_size(name: str, size: int) -> None:
+    """The one check of a script's size (SCRIPT_MAX_BYTES): ScriptTooLarge when it is over.
+    The pages and the API call it with the upload's size before reading it; the service with
+    the bytes it was given."""
+    if size > settings.SCRIPT_MAX_BYTES:
+        raise ScriptTooLarge(
+            f"{name}: {size:,} bytes is over the {size_text(settings.SCRIPT_MAX_BYTES)} limit"
+        )
+
+
 def validate_upload(data: bytes, filename: str) -> str:
     """The script text, or InvalidScript naming what is wrong (nothing is stored before this)."""
     name = Path(filename or "").name
     if not name.endswith(".py"):
         raise InvalidScript(f"{name or 'the file'}: only Python scripts (.py) are accepted")
-    if len(data) > settings.SCRIPT_MAX_BYTES:
-        raise InvalidScript(
-            f"{name}: {len(data):,} bytes is over the {settings.SCRIPT_MAX_BYTES:,}-byte limit"
-        )
+    check_script_size(name, len(data))
     if not data.strip():
         raise InvalidScript(f"{name}: the file is empty")
     if b"\x00" in data:

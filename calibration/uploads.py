@@ -22,6 +22,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandler
 from django.http import HttpRequest
 
 from calibration.ingest import upload_dir
+from qa2portal.errors import TooLarge
 
 FIELD = "file"
 CHUNK = 4 * 1024 * 1024  # Django's 64 KB chunks cost 4x the Python calls for a GB upload
@@ -109,8 +110,8 @@ def declared_too_large(request: HttpRequest) -> int | None:
     return length if length > settings.INGEST_UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD else None
 
 
-class UploadTooLarge(ValueError):
-    """The declared body is over the limit."""
+class UploadTooLarge(TooLarge, ValueError):
+    """The declared body is over the limit (413)."""
 
 
 def refuse_too_large(request: HttpRequest) -> None:

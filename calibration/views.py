@@ -3,7 +3,6 @@
 import mimetypes
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import (
@@ -32,6 +31,7 @@ from calibration import flagversions, generation, runs, scripts
 from calibration.api.serializers import RunProgressSerializer
 from calibration.models import Product, Run, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
+from qa2portal.errors import refusal_page
 from qa2portal.ids import parse_id
 
 LOG_TAIL_BYTES = 64 * 1024
@@ -88,20 +88,24 @@ def _generation_to_show(eb: ExecutionBlock, versions: list[ScriptVersion]) -> Sc
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-eb")
 def eb_generate(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, eb.mous)
-    try:
-        generation.script_generate_request(eb=eb, by=request.user)
-    except generation.GenerationFailed as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.info(request, "Generating the standard script from the data on a worker...")
+    generation.script_generate_request(eb=eb, by=request.user)
+    messages.info(request, "Generating the standard script from the data on a worker...")
     return redirect("calibration-eb", pk=eb.pk)
+
+
+def _upload_refused(exc: Exception) -> str:
+    if isinstance(exc, scripts.ScriptTooLarge):
+        return f"{exc}; nothing stored"
+    return f"Upload refused: {exc}"
 
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-eb", message=_upload_refused)
 def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, eb.mous)
@@ -109,61 +113,52 @@ def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if upload is None:
         messages.error(request, "Choose a script file to upload.")
         return redirect("calibration-eb", pk=eb.pk)
-    if upload.size > settings.SCRIPT_MAX_BYTES:
-        messages.error(
-            request, f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit; nothing stored"
-        )
-        return redirect("calibration-eb", pk=eb.pk)
-    try:
-        version = scripts.script_upload(
-            kind=Script.Kind.CALIBRATION,
-            mous=eb.mous,
-            eb=eb,
-            data=upload.read(),
-            filename=upload.name,
-            by=request.user,
-            note=request.POST.get("note", "")[:2000],
-        )
-    except scripts.InvalidScript as exc:
-        messages.error(request, f"Upload refused: {exc}")
-        return redirect("calibration-eb", pk=eb.pk)
+    scripts.check_script_size(upload.name, upload.size)  # before reading it
+    version = scripts.script_upload(
+        kind=Script.Kind.CALIBRATION,
+        mous=eb.mous,
+        eb=eb,
+        data=upload.read(),
+        filename=upload.name,
+        by=request.user,
+        note=request.POST.get("note", "")[:2000],
+    )
     messages.success(request, f"Stored as version {version.number} ({len(version.step_numbers)} steps).")
     return redirect(f"{reverse('calibration-eb', args=[eb.pk])}?version={version.pk}")
 
 
+def _eb_version_page(request: HttpRequest, pk: int) -> str:
+    """The EB page showing the version the refused run was asked for (its id already checked)."""
+    return f"{reverse('calibration-eb', args=[pk])}?version={parse_id(request.POST.get('version'))}"
+
+
 @login_required
 @require_POST
+@refusal_page(back=_eb_version_page, prefix="Run refused: ")
 def eb_run(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, eb.mous)
     version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__execution_block=eb)
     action = request.POST.get("action", "selected")
-    try:
-        if action == "scratch":
-            run = runs.run_from_scratch(version=version, by=request.user)
-        else:
-            steps = [] if action == "all" else _int_list(request.POST.getlist("steps"))
-            if action == "selected" and not steps:
-                raise runs.RunRefused("select at least one step (or use Run all)")
-            run = runs.run_create(version=version, steps=steps, by=request.user)
-    except runs.RunRefused as exc:
-        messages.error(request, f"Run refused: {exc}")
-        return redirect(f"{reverse('calibration-eb', args=[eb.pk])}?version={version.pk}")
+    if action == "scratch":
+        run = runs.run_from_scratch(version=version, by=request.user)
+    else:
+        steps = [] if action == "all" else _int_list(request.POST.getlist("steps"))
+        if action == "selected" and not steps:
+            raise runs.RunRefused("select at least one step (or use Run all)")
+        run = runs.run_create(version=version, steps=steps, by=request.user)
     return redirect("calibration-run", pk=run.pk)
 
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-eb", prefix="Restore refused: ")
 def eb_restore_flags(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, eb.mous)
-    try:
-        run = flagversions.flagversion_restore(
-            eb=eb, ms=request.POST.get("ms", ""), version_name=request.POST.get("name", ""), by=request.user
-        )
-    except runs.RunRefused as exc:
-        messages.error(request, f"Restore refused: {exc}")
-        return redirect("calibration-eb", pk=eb.pk)
+    run = flagversions.flagversion_restore(
+        eb=eb, ms=request.POST.get("ms", ""), version_name=request.POST.get("name", ""), by=request.user
+    )
     return redirect("calibration-run", pk=run.pk)
 
 
@@ -272,14 +267,11 @@ def version_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-version")
 def version_convert(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ScriptVersion.objects.select_related("script__mous"), pk=pk)
     require_may_work_on(request.user, version.script.mous)
-    try:
-        converted = scripts.script_convert_python2(version=version, by=request.user)
-    except scripts.InvalidScript as exc:
-        messages.error(request, str(exc))
-        return redirect("calibration-version", pk=version.pk)
+    converted = scripts.script_convert_python2(version=version, by=request.user)
     messages.success(request, f"Python 3 version stored as v{converted.number}: review the diff below.")
     return redirect(f"{reverse('calibration-version-diff', args=[version.pk])}?against={converted.pk}")
 
@@ -379,36 +371,30 @@ def run_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-run")
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, run.mous)
-    try:
-        runs.run_cancel(run=run, by=request.user)
-    except runs.RunRefused as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.info(request, "Cancel requested: the worker stops CASA within seconds.")
+    runs.run_cancel(run=run, by=request.user)
+    messages.info(request, "Cancel requested: the worker stops CASA within seconds.")
     return redirect("calibration-run", pk=run.pk)
 
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-run", prefix="Run refused: ", also=(ValueError,))
 def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("mous", "script_version"), pk=pk)
     require_may_work_on(request.user, run.mous)
     raw = request.POST.get("from_step", "")
-    try:
-        if run.script_version is None:
-            raise runs.RunRefused("this maintenance run cannot be re-run")
-        if request.POST.get("action") == "scratch":
-            new = runs.run_from_scratch(version=run.script_version, by=request.user)
-        elif request.POST.get("action") == "all":
-            new = runs.run_create(version=run.script_version, steps=[], by=request.user)
-        else:
-            new = runs.run_rerun(run=run, from_step=int(raw) if raw.strip() else None, by=request.user)
-    except (runs.RunRefused, ValueError) as exc:
-        messages.error(request, f"Run refused: {exc}")
-        return redirect("calibration-run", pk=run.pk)
+    if run.script_version is None:
+        raise runs.RunRefused("this maintenance run cannot be re-run")
+    if request.POST.get("action") == "scratch":
+        new = runs.run_from_scratch(version=run.script_version, by=request.user)
+    elif request.POST.get("action") == "all":
+        new = runs.run_create(version=run.script_version, steps=[], by=request.user)
+    else:
+        new = runs.run_rerun(run=run, from_step=int(raw) if raw.strip() else None, by=request.user)
     return redirect("calibration-run", pk=new.pk)
 
 
@@ -448,29 +434,23 @@ def mous_scripts(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-mous")
 def mous_generate_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous, pk=pk)
     require_may_work_on(request.user, mous)
-    try:
-        version = generation.imaging_script_create(mous=mous, by=request.user)
-    except generation.GenerationFailed as exc:
-        messages.error(request, str(exc))
-        return redirect("calibration-mous", pk=mous.pk)
+    version = generation.imaging_script_create(mous=mous, by=request.user)
     messages.success(request, f"scriptForImaging.py v{version.number} generated.")
     return redirect("calibration-mous", pk=mous.pk)
 
 
 @login_required
 @require_POST
+@refusal_page(back="calibration-mous", prefix="Run refused: ")
 def mous_run_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous, pk=pk)
     require_may_work_on(request.user, mous)
     version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__mous=mous)
-    try:
-        run = runs.run_create(version=version, steps=[], by=request.user)
-    except runs.RunRefused as exc:
-        messages.error(request, f"Run refused: {exc}")
-        return redirect("calibration-mous", pk=mous.pk)
+    run = runs.run_create(version=version, steps=[], by=request.user)
     return redirect("calibration-run", pk=run.pk)
 
 

@@ -9,20 +9,137 @@ URLconf on a 404 and answer an API client with HTML. So:
   too deeply for the parser (RecursionError) to 400, and turns any other HTML error answer
   under /api/ into JSON. DEBUG keeps its traceback page for a 500 on a page (not the API),
   which is what a developer running the demo needs.
+
+Domain errors (a refused move, a stale version, a script too large, ...) are subclasses of
+`DomainError` and carry their HTTP status: `api_exception_handler` (DRF's EXCEPTION_HANDLER)
+answers them {"detail": ...} with that status, `refusal_page` turns them into the page answer
+of an HTML view. A Django ValidationError raised by a service is the 400 of both.
 """
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, ValidationError
 from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template import loader
-from django.urls import Resolver404
+from django.urls import Resolver404, reverse
 from django.utils.log import log_response
 from django.views import defaults
 
 API_PREFIX = "/api/"
 INTERNAL_ERROR = "Internal server error: the details are in the server log."
+
+
+# --- domain errors -----------------------------------------------------------------------
+class DomainError(Exception):
+    """A request the domain refuses; `status` is its HTTP meaning (400: bad input)."""
+
+    status = 400
+
+    def details(self) -> dict:
+        """What the API answer carries besides "detail" (the allowed moves, the version, ...)."""
+        return {}
+
+
+class Forbidden(DomainError):
+    """This user may not do this (403)."""
+
+    status = 403
+
+
+class Unavailable(DomainError):
+    """What was asked for is not there (404)."""
+
+    status = 404
+
+
+class Conflict(DomainError):
+    """The request is fine but the current state says no (409)."""
+
+    status = 409
+
+
+class PreconditionFailed(DomainError):
+    """The client decided on an older version of the row (412)."""
+
+    status = 412
+
+
+class TooLarge(DomainError):
+    """The request carries more than the limit (413)."""
+
+    status = 413
+
+
+def error_text(exc: Exception) -> str:
+    """The reader's text of a domain error or of a Django ValidationError (its messages)."""
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+
+
+def error_status(exc: Exception) -> int:
+    return exc.status if isinstance(exc, DomainError) else 400
+
+
+# --- the API's answer to them (REST_FRAMEWORK["EXCEPTION_HANDLER"]) -----------------------
+def api_exception_handler(exc: Exception, context: dict):
+    """DRF's handler, plus: a DomainError is {"detail": ..., **details} with its status; a
+    Django ValidationError from a service is DRF's 400 with the same messages."""
+    from rest_framework import exceptions
+    from rest_framework.response import Response
+    from rest_framework.views import exception_handler
+
+    # Each domain error is raised inside an atomic block that has already rolled back:
+    # answering it (instead of letting it out) commits nothing.
+    if isinstance(exc, DomainError):
+        return Response({"detail": str(exc), **exc.details()}, status=exc.status)
+    if isinstance(exc, ValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    return exception_handler(exc, context)
+
+
+# --- the pages' answer to them -------------------------------------------------------------
+PageAnswer = Callable[..., HttpResponse]
+
+
+def refusal_page(
+    answer: PageAnswer | None = None,
+    *,
+    back: str | Callable[..., str] | None = None,
+    prefix: str = "",
+    message: Callable[[Exception], str] | None = None,
+    also: tuple[type[Exception], ...] = (),
+):
+    """Decorate a page view: a DomainError (or one of `also`, e.g. a Django ValidationError
+    from a service) the view lets out becomes its page answer.
+
+    `answer(request, exc, *args, **kwargs)` builds that answer; without it the answer is an
+    error message (`message(exc)`, by default `prefix` + the error's text) and a redirect to
+    `back`: a URL name reversed with the view's arguments, or a callable(request, *args,
+    **kwargs) giving the URL.
+    """
+    caught = (DomainError, *also)
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except caught as exc:
+                if answer is not None:
+                    return answer(request, exc, *args, **kwargs)
+                text = message(exc) if message is not None else f"{prefix}{error_text(exc)}"
+                messages.error(request, text)
+                if callable(back):
+                    return redirect(back(request, *args, **kwargs))
+                return redirect(reverse(back, args=args, kwargs=kwargs))
+
+        return wrapper
+
+    return decorate
 
 
 def is_api(request: HttpRequest) -> bool:

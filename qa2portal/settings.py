@@ -216,6 +216,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Domain errors carry their HTTP status: one place answers them for every viewset.
+    "EXCEPTION_HANDLER": "qa2portal.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "qa2portal API",

@@ -9,18 +9,23 @@ import zipfile
 import numpy as np
 
 from assignments.datafiles import UnsafePath, from_data_root, open_confined, public_message
+from qa2portal.errors import DomainError
 from reports.models import Diagnostic
 
 # Real artifacts are float32 arrays of a few MB at most (ARTIFACTS.md).
 ARTIFACT_MAX_BYTES = 256 * 1024 * 1024
 
 
-class ArtifactUnavailable(Exception):
-    """The artifact is missing (`refused` False) or not read for safety (`refused` True)."""
+class ArtifactUnavailable(DomainError):
+    """The artifact is missing (`refused` False: 404) or not read for safety (`refused` True: 403)."""
 
     def __init__(self, message: str, *, refused: bool) -> None:
         super().__init__(message)
         self.refused = refused
+
+    @property
+    def status(self) -> int:
+        return 403 if self.refused else 404
 
 
 def load(diagnostic: Diagnostic) -> dict[str, np.ndarray]:

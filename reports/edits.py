@@ -10,10 +10,11 @@ import io
 import tokenize
 
 from calibration.scriptparse import parse_script
+from qa2portal.errors import DomainError
 
 
-class EditFailed(ValueError):
-    """The edit does not fit the script (step or call not found)."""
+class EditFailed(DomainError, ValueError):
+    """The edit does not fit the script (step or call not found): 400."""
 
 
 def apply_edit(text: str, edit: dict, *, initials: str, reason: str) -> str:

@@ -15,10 +15,9 @@ from django.views.decorators.http import require_POST
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
 from calibration.models import Run
-from calibration.scripts import InvalidScript
+from qa2portal.errors import refusal_page
 from qa2portal.ids import parse_id
 from reports import artifacts, figures, services
-from reports.edits import EditFailed
 from reports.models import BLUE, Diagnostic, Finding, Topic, score_band
 from reports.selectors import runs_with_diagnostics
 from reports.spws import spw_label
@@ -331,20 +330,23 @@ def figure_json(request: HttpRequest, pk: int, topic: str, name: str) -> HttpRes
     try:
         fig = build(diagnostic, _params(diagnostic, request))
     except artifacts.ArtifactUnavailable as exc:  # missing, or a file the run planted
-        return JsonResponse({"error": str(exc)}, status=403 if exc.refused else 404)
+        return JsonResponse({"error": str(exc)}, status=exc.status)
     return HttpResponse(pio.to_json(fig), content_type="application/json")
+
+
+def _finding_eb_page(request: HttpRequest, pk: int) -> str:
+    """The diagnostics page of the finding's EB (the finding exists: the view found it)."""
+    eb_id = Finding.objects.values_list("run__execution_block_id", flat=True).get(pk=pk)
+    return reverse("reports-eb", args=[eb_id])
 
 
 @login_required
 @require_POST
+@refusal_page(back=_finding_eb_page, prefix="Edit not applied: ", also=(ValueError,))
 def finding_apply(request: HttpRequest, pk: int) -> HttpResponse:
     finding = get_object_or_404(Finding.objects.select_related("run__mous", "run__script_version"), pk=pk)
     require_may_work_on(request.user, finding.run.mous)
-    try:
-        version = services.finding_apply(finding=finding, by=request.user)
-    except (ValueError, EditFailed, InvalidScript) as exc:
-        messages.error(request, f"Edit not applied: {exc}")
-        return redirect("reports-eb", pk=finding.run.execution_block_id)
+    version = services.finding_apply(finding=finding, by=request.user)
     expect = version.applied_edit.expect["says"]
     messages.success(
         request,

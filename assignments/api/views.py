@@ -1,6 +1,5 @@
 """REST API of the assignments app: thin viewsets, verbs as @actions that call the model or services."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers as drf_serializers
@@ -26,16 +25,7 @@ from assignments.auth import (
     token_issue,
 )
 from assignments.forms import PAGE_SIZES, WhiteboardFilter
-from assignments.models import (
-    Assignment,
-    ExecutionBlock,
-    InvalidTransition,
-    Mous,
-    Project,
-    StaleVersion,
-    StateChange,
-    TransitionForbidden,
-)
+from assignments.models import Assignment, ExecutionBlock, Mous, Project, StateChange
 from assignments.permissions import IsManager, MayIngest, MayIngestOrReadOnly, MayWorkOnMous
 from assignments.selectors import whiteboard_rows
 from qa2portal.api import id_param
@@ -70,28 +60,12 @@ class Pagination(PageNumberPagination):
 
 class AssignmentsApiMixin:
     """Token first, so an anonymous request is answered 401 with a WWW-Authenticate header
-    (with SessionAuthentication first DRF can only say 403); domain errors -> HTTP codes."""
+    (with SessionAuthentication first DRF can only say 403). Domain errors (InvalidTransition,
+    StaleVersion, ConflictOfInterest, TransitionForbidden) carry their HTTP codes: the project's
+    exception handler answers them (qa2portal/errors.py)."""
 
     authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
     pagination_class = Pagination
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # Each domain error is raised inside an atomic block that has already rolled back:
-        # answering here (instead of re-raising) commits nothing.
-        if isinstance(exc, InvalidTransition):
-            body = {"detail": str(exc), "current": exc.current, "allowed": exc.allowed}
-            return Response(body, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, StaleVersion):
-            body = {"detail": str(exc), "version": exc.current}
-            return Response(body, status=status.HTTP_412_PRECONDITION_FAILED)
-        if isinstance(exc, services.ConflictOfInterest):
-            body = {"detail": str(exc), "rule": "conflict-of-interest"}
-            return Response(body, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, TransitionForbidden):
-            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
-        if isinstance(exc, DjangoValidationError):
-            exc = ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-        return super().handle_exception(exc)
 
 
 def _mous_filter_parameters() -> list[OpenApiParameter]:

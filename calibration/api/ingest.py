@@ -71,16 +71,6 @@ class IngestApiMixin:
         if not ingest.may_ingest(request.user):
             raise PermissionDenied(ingest.MAY_NOT)
 
-    def handle_exception(self, exc: Exception) -> Response:
-        # "already present" / "ingest running" are conflicts; a bad path or file is bad input.
-        if isinstance(exc, ingest.IngestConflict):
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, ingest.IngestRefused):
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, uploads.UploadTooLarge):
-            return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        return super().handle_exception(exc)
-
 
 def _accepted(item: DataIngest) -> Response:
     item.refresh_from_db()  # FAILED already when the queue could not take it
@@ -146,10 +136,7 @@ class EbIngestUploadView(IngestApiMixin, APIView):
         if self.upload_handler.refused is not None:
             raise self.upload_handler.refused
         if self.upload_handler.too_large:
-            return Response(
-                {"detail": f"the file is over the upload limit of {uploads.limit_text()}"},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+            raise uploads.UploadTooLarge(f"the file is over the upload limit of {uploads.limit_text()}")
         if upload is None or isinstance(upload, str):
             return Response(
                 {"file": ["Send a tar or tgz of an MS or ASDM in the multipart field 'file'."]},

@@ -1,6 +1,5 @@
 """REST API of the calibration app: script versions, runs, products (thin: parse, call a service)."""
 
-from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -28,18 +27,6 @@ class CalibrationApiMixin:
         # DRF's own PermissionDenied keeps the message in the 403 body (Django's would not).
         if not may_work_on(self.request.user, mous):
             raise PermissionDenied(NOT_YOURS)
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, (runs.RunRefused, generation.GenerationFailed)):
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, scripts.InvalidScript):
-            code = (
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-                if "limit" in str(exc)
-                else status.HTTP_400_BAD_REQUEST
-            )
-            return Response({"detail": str(exc)}, status=code)
-        return super().handle_exception(exc)
 
 
 @extend_schema(parameters=[OpenApiParameter("execution_block", int), OpenApiParameter("mous", int)])
@@ -71,8 +58,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
             mous = get_object_or_404(Mous, pk=v["mous"])
         self.require_may_work_on(mous)
         upload = v["file"]
-        if upload.size > settings.SCRIPT_MAX_BYTES:
-            raise scripts.InvalidScript(f"{upload.name}: {upload.size:,} bytes is over the 1 MB limit")
+        scripts.check_script_size(upload.name, upload.size)  # before reading it
         version = scripts.script_upload(
             kind=v["kind"],
             mous=mous,
