@@ -3,7 +3,12 @@ computes them and fast unit tests check them on synthetic arrays."""
 
 import numpy as np
 
-from reports.thresholds import NOTCH_DEPTH
+from reports.thresholds import (
+    BANDPASS_MIN_SNR,
+    BANDPASS_MIN_SOLUTIONS,
+    BANDPASS_TARGET_SNR,
+    NOTCH_DEPTH,
+)
 
 # Bandpass statistics skip this fraction of channels at each edge (the pipeline's trimming).
 EDGE_FRACTION = 0.1
@@ -42,3 +47,21 @@ def bandpass_metrics(amp: np.ndarray, phase: np.ndarray) -> dict:
         "dd_outlier_fraction": outliers,
         "flagged_fraction": flagged,
     }
+
+
+def bandpass_preaverage(snr_per_channel: float, nchan: int) -> int:
+    """Channels to average per bandpass solution (aU.bandpassPreAverage's job): enough for the
+    target SNR (SNR grows as the square root of the channels averaged), a power of two, and at
+    least BANDPASS_MIN_SOLUTIONS solutions left across the spw. 1 when no averaging is needed."""
+    if not np.isfinite(snr_per_channel) or snr_per_channel <= 0:
+        return 1
+    if snr_per_channel >= BANDPASS_MIN_SNR:
+        return 1
+    needed = (BANDPASS_TARGET_SNR / snr_per_channel) ** 2
+    channels = 1
+    while channels < needed:
+        channels *= 2
+    cap = max(1, nchan // BANDPASS_MIN_SOLUTIONS)
+    while channels > cap and channels > 1:
+        channels //= 2
+    return channels

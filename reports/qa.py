@@ -10,8 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reports.edit_loop import expectation
+from reports.metrics import bandpass_preaverage
 from reports.spws import ms_spw, split_spw, spw_label
 from reports.thresholds import (
+    ATM_LINE_DIP,
+    ATM_TSYS_RISE,
+    BANDPASS_MIN_SNR,
+    BANDPASS_TARGET_SNR,
     CANNOT_ASSESS,
     CHAN2CHAN_LIMIT,
     FLAGS_APRIORI_BAD,
@@ -22,12 +27,16 @@ from reports.thresholds import (
     FLUX_SPW_OFF,
     GAINS_AMP_OFF_FACTOR,
     GAINS_DEAD_FLAGGED,
+    GAINS_LOW_SNR,
+    GAINS_SNR_FRACTION_OF_BEST,
+    NARROW_SPW_FRACTION,
     NOTCH_DEPTH,
     PHASE_JUMP_MIN_DEG,
     PHASE_JUMP_TYPICAL_FACTOR,
     PHASE_RMS_FAIR_DEG,
     PHASE_RMS_GOOD_DEG,
     PHASE_RMS_POOR_DEG,
+    QUACK_LOW,
     TSYS_FLAG_RATIO,
     TSYS_WARN_RATIO,
     WVR_DISC_MAX_UM,
@@ -134,6 +143,7 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                     edit=_flag_edit(context, split_vis, antenna, "", f"Tsys {ratio:.1f}x the array median"),
                 )
             )
+    atm_notes = _atm_lines(summary)
     if not out:
         medians = ", ".join(f"{spw_label(summary, s)}: {v:.0f} K" for s, v in summary["array_median"].items())
         out.append(
@@ -141,6 +151,29 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                 "tsys_ok",
                 1.0,
                 f"Every antenna's Tsys is within {TSYS_WARN_RATIO}x the array median ({medians}).",
+            )
+        )
+    return out + atm_notes
+
+
+def _atm_lines(summary: dict) -> list[dict]:
+    """Tsys features at atmospheric lines: expected, never flagged, and said so."""
+    out = []
+    for spw, line in sorted((summary.get("atm_lines") or {}).items(), key=lambda kv: int(kv[0])):
+        if line.get("dip", 0.0) < ATM_LINE_DIP:
+            continue
+        rise = line.get("tsys_rise", 0.0)
+        seen = f"the array's Tsys rises {rise:.0%} there" if rise >= ATM_TSYS_RISE else "Tsys barely changes"
+        out.append(
+            finding(
+                "tsys_atm_line",
+                1.0,
+                f"{spw_label(summary, spw)}: atmospheric line at {line['freq_ghz']:.3f} GHz (transmission "
+                f"{line['dip']:.0%} below the spw's median); {seen}. This is the sky, not an antenna "
+                "fault: it is not flagged (flagging it would cut the science band).",
+                metric="transmission dip",
+                value=line["dip"],
+                spw=int(spw),
             )
         )
     return out
@@ -233,37 +266,53 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
             continue
         noisy = [a for a, m in rows.items() if m["chan2chan"] > CHAN2CHAN_LIMIT]
         typical_jump = _median([m["phase_jump_deg"] for m in rows.values()])
-        if len(noisy) >= max(2, len(rows) // 2):
-            level = _median([rows[a]["chan2chan"] for a in noisy])
+        snr = (summary.get("spw_snr") or {}).get(key)
+        nchan = int((summary.get("nchan") or {}).get(key, 0)) or None
+        low_snr = snr is not None and math.isfinite(snr) and snr < BANDPASS_MIN_SNR
+        if len(noisy) >= max(2, len(rows) // 2) or low_snr:
+            level = _median([rows[a]["chan2chan"] for a in noisy] or [m["chan2chan"] for m in rows.values()])
+            edit = _solint_edit(context, snr, nchan)
+            advice = (
+                f"average {edit['value'].split(',')[1]} per solution (solint={edit['value']!r}) in step "
+                f"{context.step}, computed from the per-channel SNR {snr:.0f} for a target of "
+                f"{BANDPASS_TARGET_SNR:.0f}"
+                if edit and snr is not None
+                else f"average channels in step {context.step} (or combine spws / map phases)"
+            )
             out.append(
                 finding(
                     "bandpass_low_snr_spw",
                     0.5,
-                    f"{spw_label(summary, spw)}: channel-to-channel variation {level:.0%} on {len(noisy)} "
-                    f"of {len(rows)} "
-                    "antennas "
-                    f"(seeds' rule: > {CHAN2CHAN_LIMIT:.0%}): the spw has too little SNR per channel; use "
-                    f"solint='inf,4ch' in step {context.step} (or combine spws / map phases).",
+                    f"{spw_label(summary, spw)}: too little SNR per channel for a bandpass solution "
+                    f"(median SNR {_fmt(snr)} per channel, pipeline minimum {BANDPASS_MIN_SNR:.0f}; "
+                    f"channel-to-channel variation {level:.0%} on {len(noisy)} of {len(rows)} antennas, "
+                    f"seeds' rule > {CHAN2CHAN_LIMIT:.0%}): {advice}.",
                     metric="median |Δamp| / amp",
                     value=level,
                     spw=spw,
-                    edit=_solint_edit(context),
+                    edit=edit,
                 )
             )
             noisy = []
         for antenna in noisy:
+            edit = _solint_edit(context, rows[antenna].get("snr_median"), nchan)
             out.append(
                 finding(
                     "bandpass_chan2chan",
                     linear(rows[antenna]["chan2chan"], CHAN2CHAN_LIMIT, 0.15, 0.66, 0.34),
                     f"bandpass channel-to-channel variation {rows[antenna]['chan2chan']:.0%} on {antenna} "
-                    f"{spw_label(summary, spw)}: "
-                    f"use solint='inf,4ch' in step {context.step} (seeds' rule: > {CHAN2CHAN_LIMIT:.0%}).",
+                    f"{spw_label(summary, spw)} (seeds' rule: > {CHAN2CHAN_LIMIT:.0%}): "
+                    + (
+                        f"use solint={edit['value']!r} in step {context.step} (from its SNR per channel "
+                        f"{_fmt(rows[antenna].get('snr_median'))})."
+                        if edit
+                        else "check the antenna's plot."
+                    ),
                     metric="median |Δamp| / amp",
                     value=rows[antenna]["chan2chan"],
                     antenna=antenna,
                     spw=spw,
-                    edit=_solint_edit(context),
+                    edit=edit,
                 )
             )
         for antenna, m in rows.items():
@@ -305,14 +354,25 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     return out
 
 
-def _solint_edit(context: ScriptContext) -> dict:
+def _solint_edit(context: ScriptContext, snr: float | None, nchan: int | None) -> dict | None:
+    """solint='inf,<N>ch' with N from the per-channel SNR (bandpass_preaverage); None when the
+    SNR is unknown or needs no averaging (then the noise is not an SNR problem)."""
+    if snr is None or nchan is None or not math.isfinite(snr):
+        return None
+    channels = bandpass_preaverage(snr, nchan)
+    if channels <= 1:
+        return None
     return {
         "step": context.step,
         "task": "bandpass",
         "param": "solint",
-        "value": "inf,4ch",
-        "description": f"average 4 channels per bandpass solution in step {context.step}",
+        "value": f"inf,{channels}ch",
+        "description": f"average {channels} channels per bandpass solution in step {context.step}",
     }
+
+
+def _fmt(value: float | None) -> str:
+    return "unknown" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
 
 # --- gains -----------------------------------------------------------------------------------
@@ -377,8 +437,34 @@ def gains(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                 value=rms,
             )
         )
+    out += _gains_low_snr(name, summary)
     if not out:
         out.append(finding("gains_ok", 1.0, f"{name}: every antenna has solutions"))
+    return out
+
+
+def _gains_low_snr(name: str, summary: dict) -> list[dict]:
+    """A spw whose gains have too little SNR on their own: map or combine it with a wide one."""
+    snr = {k: v for k, v in (summary.get("spw_snr") or {}).items() if v is not None and math.isfinite(v)}
+    if len(snr) < 2:
+        return []
+    best_spw = max(snr, key=lambda k: snr[k])
+    out = []
+    for spw, value in sorted(snr.items(), key=lambda kv: int(kv[0])):
+        if value < GAINS_LOW_SNR and value < GAINS_SNR_FRACTION_OF_BEST * snr[best_spw]:
+            out.append(
+                finding(
+                    "gains_low_snr_spw",
+                    linear(value / snr[best_spw], GAINS_SNR_FRACTION_OF_BEST, 0.05, 0.66, 0.34),
+                    f"{name} {spw_label(summary, spw)}: median gain SNR {value:.0f} against "
+                    f"{snr[best_spw]:.0f} in {spw_label(summary, best_spw)}: solve its phases with the "
+                    f"wide spws (gaincal combine = 'spw') and apply them with spwmap in applycal, or map "
+                    f"it to {spw_label(summary, best_spw)}.",
+                    metric="median gain SNR",
+                    value=value,
+                    spw=int(spw),
+                )
+            )
     return out
 
 
@@ -410,7 +496,24 @@ def flux(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         for spw, v in spws.items():
             expected = ref["flux"] * (v["freq_ghz"] / ref["freq_ghz"]) ** (alpha or 0.0)
             q = abs(1 - v["flux"] / expected) if expected else 1.0
-            if q >= FLUX_SPW_OFF:
+            widths = [w.get("bandwidth_mhz") for w in spws.values() if w.get("bandwidth_mhz")]
+            narrow = bool(widths) and (v.get("bandwidth_mhz") or math.inf) < NARROW_SPW_FRACTION * max(widths)
+            if q >= FLUX_SPW_OFF and narrow:
+                out.append(
+                    finding(
+                        "flux_low_snr_spw",
+                        0.5,
+                        f"{field} {spw_label(summary, spw)}: {v['flux']:.3f} Jy is {q:.0%} off the fitted "
+                        f"spectrum, and the spw is narrow ({v['bandwidth_mhz']:.1f} MHz against "
+                        f"{max(widths):.0f} MHz): low SNR, not a real flux change. Solve its gains with the "
+                        "wide spws (combine = 'spw' / spwmap) before fluxscale.",
+                        metric="|1 - S/S_fit|",
+                        value=q,
+                        field=field,
+                        spw=int(spw),
+                    )
+                )
+            elif q >= FLUX_SPW_OFF:
                 out.append(
                     finding(
                         "flux_spw_consistency",
@@ -436,7 +539,12 @@ def flags(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     if previous is None:
         score = linear(fraction, FLAGS_APRIORI_GOOD, FLAGS_APRIORI_BAD, 1.0, 0.0)
         message = f"{summary['stage']}: {fraction:.1%} of {vis} flagged (a priori){extra}"
-        return [finding("flags_apriori", score, message, metric="flagged fraction", value=fraction)]
+        # Quack is judged once per MS and run: at its first flag save, before calibration.
+        quack_findings = quack(vis, summary.get("quack") or {}, context)
+        return [
+            finding("flags_apriori", score, message, metric="flagged fraction", value=fraction),
+            *quack_findings,
+        ]
     new = max(0.0, fraction - previous["fraction"])
     score = (
         1.0 if new <= FLAGS_NEW_GOOD else linear(new, FLAGS_NEW_GOOD, 0.5, 1.0, 0.5) if new <= 0.5 else 0.0
@@ -458,3 +566,63 @@ def _most_flagged(per_antenna: dict[str, float]) -> str:
         return f"; every antenna {top:.0%} flagged"
     label = "antenna" if len(tied) == 1 else "antennas"
     return f"; most flagged {label} {', '.join(tied)} {top:.0%}"
+
+
+def quack(vis: str, profile: dict, context: ScriptContext) -> list[dict]:
+    """Low first integrations of calibrator scans -> a quack edit in the initial flagging."""
+    scans = profile.get("scans") or {}
+    if not scans:
+        return []
+    low: dict[str, tuple[int, float, str]] = {}
+    for scan, entry in scans.items():
+        ratios = entry.get("first") or []
+        leading = 0
+        for ratio in ratios:
+            if ratio is None or ratio >= QUACK_LOW:
+                break
+            leading += 1
+        if leading:
+            low[scan] = (leading, float(ratios[0]), str(entry.get("field", "")))
+    if not low:
+        return [
+            finding(
+                "quack_ok",
+                1.0,
+                f"{vis}: the first integrations of {len(scans)} calibrator scans are within "
+                f"{1 - QUACK_LOW:.0%} of the rest of their scan.",
+            )
+        ]
+    integrations = max(n for n, _r, _f in low.values())
+    # (n - 1/2) integrations: flags exactly the first n whether flagdata counts from the scan's
+    # first timestamp (an integration's centre) or from the start of its first integration.
+    seconds = round((integrations - 0.5) * float(profile.get("integration_s") or 0), 1)
+    worst = min(r for _n, r, _f in low.values())
+    listed = ", ".join(
+        f"{scan} ({field} {ratio:.0%})"
+        for scan, (_n, ratio, field) in sorted(low.items(), key=lambda kv: int(kv[0]))
+    )
+    step = context.step_titled("initial flagging") or context.step_titled("a priori flagging")
+    edit = (
+        {
+            "step": step,
+            "append": [
+                f"flagdata(vis = '{vis}', mode = 'quack', quackinterval = {seconds}, quackmode = 'beg', "
+                "flagbackup = False)"
+            ],
+            "description": f"quack the first {seconds} s of every scan in step {step}",
+        }
+        if step is not None and seconds > 0
+        else None
+    )
+    return [
+        finding(
+            "quack",
+            linear(worst, QUACK_LOW, 0.3, 0.9, 0.5),
+            f"{vis}: the first {integrations} integration(s) of {len(low)} of {len(scans)} calibrator scans "
+            f"are low (scan, field, amplitude vs the rest of the scan: {listed}): quack {seconds} s at the "
+            "start of each scan.",
+            metric="first integration / scan median amplitude",
+            value=worst,
+            edit=edit,
+        )
+    ]

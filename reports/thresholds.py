@@ -70,3 +70,32 @@ FLAGS_APRIORI_GOOD = 0.24
 FLAGS_APRIORI_BAD = 0.79
 # Pipeline (score_fraction_newly_flagged): up to 5% newly flagged is fine.
 FLAGS_NEW_GOOD = 0.05
+
+# --- bandpass SNR (aU.bandpassPreAverage's job) ------------------------------------------------
+# Pipeline (hifa_bandpass): a bandpass solution per channel wants SNR >= bpsnr = 50, and below
+# minbpsnr = 20 the pipeline pre-averages channels; it never averages below minbpnchan = 8
+# channels per spw.
+BANDPASS_MIN_SNR = 20.0
+BANDPASS_TARGET_SNR = 50.0
+BANDPASS_MIN_SOLUTIONS = 8
+
+# --- gains SNR ---------------------------------------------------------------------------------
+# Our choice: a spw whose median gain SNR is below 20 and below a third of the best spw's has too
+# little signal on its own (gaincal's minsnr=3 flags single solutions; this is the spw as a whole,
+# and the pipeline's hifa_spwphaseup combines spws below phasesnr=32 for the same reason).
+GAINS_LOW_SNR = 20.0
+GAINS_SNR_FRACTION_OF_BEST = 1 / 3
+# Our choice: a spw narrower than a quarter of the widest has about half the SNR or less.
+NARROW_SPW_FRACTION = 0.25
+
+# --- quack -------------------------------------------------------------------------------------
+# Our choice: a scan's first integration below 80% of the scan's later median amplitude is an
+# unsettled start (antennas still slewing or the correlator settling) and should be quacked;
+# real settled scans scatter by a few % between integrations.
+QUACK_LOW = 0.8
+
+# --- atmospheric lines -------------------------------------------------------------------------
+# Our choice: the ATM model's transmission dipping > 5% below its spw median marks a line, and a
+# Tsys rise of > 10% at that frequency is that line, which is expected and never flagged.
+ATM_LINE_DIP = 0.05
+ATM_TSYS_RISE = 0.10

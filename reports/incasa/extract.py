@@ -68,6 +68,11 @@ def _per_spw(table: str, column: str) -> dict[int, tuple[np.ndarray, np.ndarray,
     return out
 
 
+def _finite_median(values: np.ndarray) -> float:
+    finite = np.asarray(values)[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
 def _masked(values: np.ndarray, flag: np.ndarray) -> np.ndarray:
     out = np.array(values, dtype=np.float64)
     out[flag] = np.nan
@@ -81,6 +86,7 @@ def tsys(table: str, ms: str | None) -> tuple[dict, dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
     per_antenna: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
     array_median: dict[str, float] = {}
+    atm_lines: dict[str, dict] = {}
     for spw, (values, flag, ant, time) in _per_spw(table, "FPARAM").items():
         data = _masked(values, flag)  # [pol, chan, row]
         times = np.unique(time)
@@ -111,11 +117,13 @@ def tsys(table: str, ms: str | None) -> tuple[dict, dict[str, np.ndarray]]:
         transmission = atm_transmission(freqs[spw], ms)
         if transmission is not None:
             arrays[f"atm_{spw}"] = transmission
+            atm_lines[str(spw)] = atm_line(freqs[spw], transmission, spectra)
     summary = {
         "antennas": names,
         "spws": sorted(int(s) for s in array_median),
         "per_antenna": per_antenna,
         "array_median": array_median,
+        "atm_lines": atm_lines,
     }
     if not any(per_antenna.values()):
         summary["cannot_assess"] = "every Tsys solution is flagged"
@@ -155,6 +163,24 @@ def atm_transmission(freq_hz: np.ndarray, ms: str | None, airmass: float = 1.4) 
         return None
 
 
+def atm_line(freq_hz: np.ndarray, transmission: np.ndarray, spectra: np.ndarray) -> dict:
+    """The deepest transmission dip of a spw (relative to its median) and the array's Tsys there."""
+    edge = max(1, len(freq_hz) // 10)  # the bandpass roll-off is not a line
+    inner = slice(edge, len(freq_hz) - edge) if len(freq_hz) > 2 * edge + 2 else slice(None)
+    t = np.asarray(transmission, dtype=float)[inner]
+    level = float(np.median(t))
+    at = int(np.argmin(t)) + (inner.start or 0)
+    with np.errstate(all="ignore"):
+        array_spectrum = np.nanmedian(spectra, axis=0)
+        typical = float(np.nanmedian(array_spectrum[inner]))
+        rise = float(array_spectrum[at] / typical - 1) if typical > 0 else 0.0
+    return {
+        "freq_ghz": float(freq_hz[at]) / 1e9,
+        "dip": float((level - transmission[at]) / level) if level > 0 else 0.0,
+        "tsys_rise": rise if math.isfinite(rise) else 0.0,
+    }
+
+
 def _median_pwv(ms: str | None) -> float:
     if ms and Path(ms, "ASDM_CALWVR").exists():
         water = _col(ms + "/ASDM_CALWVR", "water")
@@ -169,8 +195,13 @@ def bandpass(table: str) -> tuple[dict, dict[str, np.ndarray]]:
     freqs = _chan_freqs(table)
     arrays: dict[str, np.ndarray] = {}
     per_antenna: dict[str, dict[str, dict]] = {n: {} for n in names}
+    spw_snr: dict[str, float] = {}
+    nchans: dict[str, int] = {}
     for spw, (values, flag, ant, _time) in _per_spw(table, "CPARAM").items():
         npol, nchan, _ = values.shape
+        snr = _masked(_col(table, "SNR", f"SPECTRAL_WINDOW_ID=={spw}"), flag)  # per channel solution
+        nchans[str(spw)] = int(nchan)
+        spw_snr[str(spw)] = _finite_median(snr)
         amp = np.full((len(names), npol, nchan), np.nan)
         phase = np.full((len(names), npol, nchan), np.nan)
         for a in range(len(names)):
@@ -179,11 +210,20 @@ def bandpass(table: str) -> tuple[dict, dict[str, np.ndarray]]:
                 continue
             z = np.where(flag[:, :, rows], np.nan, values[:, :, rows]).mean(axis=2)  # [pol, chan]
             amp[a], phase[a] = np.abs(z), np.degrees(np.angle(z))
-            per_antenna[names[a]][str(spw)] = bandpass_metrics(amp[a], phase[a])
+            per_antenna[names[a]][str(spw)] = {
+                **bandpass_metrics(amp[a], phase[a]),
+                "snr_median": _finite_median(snr[:, :, rows]),
+            }
         arrays[f"freq_ghz_{spw}"] = freqs[spw] / 1e9
         arrays[f"amp_{spw}"] = amp
         arrays[f"phase_{spw}"] = phase
-    summary = {"antennas": names, "spws": sorted(freqs), "per_antenna": per_antenna}
+    summary = {
+        "antennas": names,
+        "spws": sorted(freqs),
+        "per_antenna": per_antenna,
+        "spw_snr": spw_snr,
+        "nchan": nchans,
+    }
     if not any(per_antenna.values()):
         summary["cannot_assess"] = "every bandpass solution is flagged"
     return summary, arrays
@@ -194,7 +234,9 @@ def gains(table: str) -> tuple[dict, dict[str, np.ndarray]]:
     names = _antenna_names(table)
     arrays: dict[str, np.ndarray] = {}
     per_antenna: dict[str, dict[str, dict]] = {n: {} for n in names}
+    spw_snr: dict[str, float] = {}
     for spw, (values, flag, ant, time) in _per_spw(table, "CPARAM").items():
+        spw_snr[str(spw)] = _finite_median(_masked(_col(table, "SNR", f"SPECTRAL_WINDOW_ID=={spw}"), flag))
         times = np.unique(time)
         z = np.where(flag, np.nan, values)[:, 0, :]  # [pol, row]; gains have one channel
         phase_t = np.full((len(names), len(times)), np.nan)
@@ -226,7 +268,7 @@ def gains(table: str) -> tuple[dict, dict[str, np.ndarray]]:
         arrays[f"phase_{spw}"] = phase_t
         arrays[f"amp_{spw}"] = amp_t
     spws = sorted({int(key.split("_")[1]) for key in arrays})
-    summary = {"antennas": names, "spws": spws, "per_antenna": per_antenna}
+    summary = {"antennas": names, "spws": spws, "per_antenna": per_antenna, "spw_snr": spw_snr}
     if all(s.get("flagged_fraction", 1.0) >= 1.0 for v in per_antenna.values() for s in v.values()):
         summary["cannot_assess"] = "every gain solution is flagged"
     return summary, arrays
@@ -331,6 +373,13 @@ def _fields_for(msmd, intent: str) -> list[int]:
         return []
 
 
+def _scans_for(msmd, intent: str) -> list[int]:
+    try:
+        return list(msmd.scansforintent(intent))
+    except RuntimeError:
+        return []
+
+
 def _live_antennas(ms: str, names: list[str], fields: list[int], spws: list[int]) -> set[str]:
     """Antennas with signal on the first calibrator (a dead one must not be the reference)."""
     from calibration.incasa.inspect_ms import antenna_amplitudes
@@ -362,7 +411,9 @@ def _phase_rms_per_antenna(table: str, names: list[str]) -> dict[str, float]:
 
 
 # --- flux and flags ------------------------------------------------------------------------
-def flux(result: dict, reference: str, freqs: dict[int, float]) -> dict:
+def flux(
+    result: dict, reference: str, freqs: dict[int, float], widths_mhz: dict[int, float] | None = None
+) -> dict:
     """fluxscale's return dict -> per field per spw flux with error, and the fitted index."""
     fields = {}
     spectral_index = {}
@@ -377,6 +428,7 @@ def flux(result: dict, reference: str, freqs: dict[int, float]) -> dict:
                     "flux": float(entry["fluxd"][0]),
                     "error": float(entry["fluxdErr"][0]),
                     "freq_ghz": freqs.get(int(spw_key), math.nan) / 1e9,
+                    "bandwidth_mhz": (widths_mhz or {}).get(int(spw_key), math.nan),
                 }
         fields[value["fieldName"]] = spws
         if "spidx" in value:
@@ -398,7 +450,79 @@ def flags(vis: str, stage: str) -> dict:
         "total_fraction": result["flagged"] / result["total"] if result.get("total") else 0.0,
         "antenna": fractions(result.get("antenna", {})),
         "spw": fractions(result.get("spw", {})),
+        "quack": quack_profile(vis),
     }
+
+
+def _bandwidths_mhz(chans: dict[int, np.ndarray]) -> dict[int, float]:
+    out = {}
+    for spw, f in chans.items():
+        step = float(abs(f[1] - f[0])) if len(f) > 1 else 0.0
+        out[spw] = (float(abs(f[-1] - f[0])) + step) / 1e6
+    return out
+
+
+CALIBRATOR_INTENTS = ("CALIBRATE_BANDPASS*", "CALIBRATE_PHASE*", "CALIBRATE_FLUX*", "CALIBRATE_AMPLI*")
+
+
+def quack_profile(vis: str, max_integrations: int = 4) -> dict:
+    """The first integrations of each calibrator scan against the rest of that scan.
+
+    Per scan: the baseline-median, channel-averaged amplitude of each of its first integrations
+    divided by the median of the scan's later integrations (flagged data left out), on the first
+    science spw. One channel-averaged read per scan, so memory stays small on wide spws."""
+    msmd = casatools.msmetadata()
+    msmd.open(vis)
+    try:
+        fields = sorted({int(f) for i in CALIBRATOR_INTENTS for f in _fields_for(msmd, i)})
+        scans = sorted({int(s) for i in CALIBRATOR_INTENTS for s in _scans_for(msmd, i)})
+        science = [int(s) for s in msmd.spwsforintent("OBSERVE_TARGET*")] if fields else []
+        if not scans:
+            return {}
+        spws = science or [int(s) for s in msmd.spwsforscan(scans[0])]
+        spws = [s for s in spws if msmd.nchan(s) > 4] or spws
+        if not spws:
+            return {}
+        spw = spws[0]
+        ddid = int(msmd.datadescids(spw=spw)[0])
+        nchan = int(msmd.nchan(spw))
+        field_of = {s: int(msmd.fieldsforscan(s)[0]) for s in scans}
+        names = {f: str(msmd.namesforfields(f)[0]) for f in fields}
+        interval = float(np.median(msmd.exposuretime(scan=scans[0], spwid=spw)["value"]))
+    finally:
+        msmd.close()
+    ms = casatools.ms()
+    ms.open(vis)
+    out: dict[str, dict] = {}
+    try:
+        for scan in scans:
+            try:
+                ms.selectinit(reset=True)
+                ms.selectinit(datadescid=ddid)
+                if not ms.select({"scan_number": [scan]}):
+                    continue
+                ms.selectchannel(1, 0, nchan, 1)
+                rec = ms.getdata(["amplitude", "flag", "time", "antenna1", "antenna2"])
+            except RuntimeError:  # a scan without this spw (an ATM or pointing scan)
+                continue
+            cross = rec["antenna1"] != rec["antenna2"]
+            amp = np.where(rec["flag"], np.nan, rec["amplitude"])[:, 0, :]  # [pol, row]
+            times = np.unique(rec["time"][cross])
+            if len(times) < 3:
+                continue
+            per_time = np.array(
+                [_finite_median(amp[:, cross & (rec["time"] == t)]) for t in times], dtype=float
+            )
+            later = _finite_median(per_time[min(max_integrations, len(times) // 2) :])
+            if not np.isfinite(later) or later <= 0:
+                continue
+            out[str(scan)] = {
+                "field": names[field_of[scan]],
+                "first": [float(v / later) if np.isfinite(v) else None for v in per_time[:max_integrations]],
+            }
+    finally:
+        ms.close()
+    return {"spw": spw, "integration_s": interval, "scans": out}
 
 
 # --- after each step -------------------------------------------------------------------------
@@ -456,8 +580,9 @@ def after_step(
     for name, kw, result in calls:
         try:
             if name == "fluxscale" and isinstance(result, dict):
-                freqs = {s: float(np.mean(f)) for s, f in _chan_freqs(str(folder / str(kw["vis"]))).items()}
-                summary = flux(result, str(kw.get("reference", "")), freqs)
+                chans = _chan_freqs(str(folder / str(kw["vis"])))
+                freqs = {s: float(np.mean(f)) for s, f in chans.items()}
+                summary = flux(result, str(kw.get("reference", "")), freqs, _bandwidths_mhz(chans))
                 summary["ms_spw"] = ms_spw_map(folder, str(kw["vis"]))
                 items.append(
                     {

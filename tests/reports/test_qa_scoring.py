@@ -189,3 +189,73 @@ def test_findings_carry_the_ms_spw_with_the_split_id_beside_it():
     assert "spw = '1:20~27'" in notch["edit"]["append"][0], "the edit flags the split, by its own ids"
     tsys = qa.assess("tsys", "uid.ms.tsys", tsys_summary({"A": 1.0, "B": 2.5}), ctx(5))
     assert tsys[0]["spw"] == 17 and tsys[0]["split_spw"] is None
+
+
+def test_bandpass_preaverage_reaches_the_target_snr_in_powers_of_two_and_keeps_eight_solutions():
+    from reports.metrics import bandpass_preaverage
+
+    assert bandpass_preaverage(60.0, 64) == 1
+    assert bandpass_preaverage(25.0, 64) == 1  # above the pipeline minimum: no averaging
+    assert bandpass_preaverage(18.0, 64) == 8  # (50/18)^2 = 7.7 -> 8
+    assert bandpass_preaverage(5.0, 3840) == 128  # (50/5)^2 = 100 -> 128
+    assert bandpass_preaverage(2.0, 64) == 8  # 625 wanted, but 64 channels keep 8 solutions
+    assert bandpass_preaverage(float("nan"), 64) == 1
+
+
+def test_a_low_snr_bandpass_spw_gets_a_solint_computed_from_its_snr():
+    per_antenna = {a: {"2": bp(chan2chan=0.09)} for a in "ABCDEF"}
+    summary = {"spws": [2], "per_antenna": per_antenna, "spw_snr": {"2": 9.0}, "nchan": {"2": 64}}
+    [f] = qa.bandpass("x.bandpass", summary, ctx())
+    assert f["code"] == "bandpass_low_snr_spw" and f["edit"]["value"] == "inf,8ch"
+    assert "median SNR 9 per channel" in f["message"]
+    healthy = {"spws": [2], "per_antenna": {a: {"2": bp()} for a in "AB"}, "spw_snr": {"2": 80.0}}
+    assert codes(qa.bandpass("x.bandpass", healthy, ctx())) == ["bandpass_ok"]
+
+
+def test_quack_names_the_scans_and_suggests_a_quack_of_the_low_integrations():
+    profile = {
+        "integration_s": 6.048,
+        "scans": {
+            "2": {"field": "J1924", "first": [0.5, 0.99, 1.0]},
+            "4": {"field": "J1733", "first": [0.52, 1.01, 0.99]},
+            "6": {"field": "J1733", "first": [None, 1.0, 1.0]},
+        },
+    }
+    summary = {"stage": "Original", "vis": "d/x.ms", "total_fraction": 0.1, "antenna": {}, "quack": profile}
+    found = qa.assess("flags", "s", summary, ctx())
+    [q] = [f for f in found if f["code"] == "quack"]
+    assert "2 (J1924 50%)" in q["message"] and "4 (J1733 52%)" in q["message"] and "6 (" not in q["message"]
+    assert "quackinterval = 3.0" in q["edit"]["append"][0] and q["edit"]["step"] == 2
+    assert q["score"] < 0.9 and q["edit"]["expect"]["direction"] == "gone"
+    settled = {**summary, "quack": {"integration_s": 6.0, "scans": {"2": {"field": "J", "first": [0.97]}}}}
+    assert "quack_ok" in codes(qa.flags("s", settled, ctx()))
+
+
+def test_a_spw_with_a_third_of_the_best_gain_snr_is_low():
+    summary = {**gains_summary("p", {"A": 1, "B": 1}), "spw_snr": {"0": 60.0, "1": 55.0, "2": 9.0}}
+    [low] = [f for f in qa.gains("x.p", summary, ctx()) if f["code"] == "gains_low_snr_spw"]
+    assert low["spw"] == 2 and "combine = 'spw'" in low["message"]
+
+
+def test_a_narrow_spw_off_the_flux_spectrum_is_low_snr_not_a_flux_change():
+    summary = {
+        "fields": {
+            "J1733": {
+                "0": {"flux": 1.20, "error": 0.01, "freq_ghz": 231.0, "bandwidth_mhz": 2000.0},
+                "1": {"flux": 1.19, "error": 0.01, "freq_ghz": 233.0, "bandwidth_mhz": 2000.0},
+                "2": {"flux": 0.90, "error": 0.09, "freq_ghz": 245.0, "bandwidth_mhz": 62.5},
+            }
+        },
+        "spectral_index": {"J1733": 0.0},
+    }
+    found = qa.flux("flux", summary, ctx())
+    assert [(f["code"], f["spw"]) for f in found if f["code"] != "flux_snr"] == [("flux_low_snr_spw", 2)]
+
+
+def test_an_atmospheric_line_is_said_and_never_flagged():
+    summary = tsys_summary({"A": 1.0, "B": 1.1})
+    summary["atm_lines"] = {"17": {"freq_ghz": 231.281, "dip": 0.12, "tsys_rise": 0.2}, "19": {"dip": 0.01}}
+    found = qa.tsys("x.tsys", summary, ctx(5))
+    [line] = [f for f in found if f["code"] == "tsys_atm_line"]
+    assert line["spw"] == 17 and line["edit"] is None and line["score"] == 1.0
+    assert "231.281 GHz" in line["message"] and "not flagged" in line["message"]
