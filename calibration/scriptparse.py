@@ -9,6 +9,11 @@ ALMA scripts look like:
     if(mystep in thesteps):
       ...
 
+Also recognised: `if mystep in thesteps:` and spacing variants, `thisstep = N` headers,
+`if 3 in thesteps:` / `if 3 in mysteps:`, and `if runstep(3):` with a guard function
+(`def runstep(n): return n in thesteps`). A script with no step machinery at all
+(scriptForPI, scriptForFluxCalibration) is one step, number 0, the whole file.
+
 Pure Python, no Django, no CASA: it runs in the web process on untrusted text and never
 executes it. Python 2 scripts (CASA <= 5) are recognised and converted with lib2to3.
 """
