@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from calibration import casa, workerfiles
+from calibration import casa, scriptparse, workerfiles
 from calibration.incasa.events import MARKER
 from calibration.models import Product, Run, RunStep
 from calibration.signals import step_diagnostics
@@ -157,7 +157,8 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
     steps = list(run.steps.order_by("pk"))
     nonce = secrets.token_hex(16)
     request = {
-        "script": script_bytes.decode("utf-8"),
+        # Python 3's reading of it: no byte-order mark, Python 2's tabs expanded (same lines).
+        "script": scriptparse.normalise_source(script_bytes.decode("utf-8"))[0],
         "spec": {
             "script": script_name,
             "steps": [[s.number, s.title] for s in steps],

@@ -79,6 +79,26 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(
     assert stored_files(settings) == []
 
 
+def test_upload_from_a_windows_editor_or_python2_tabs_is_accepted(api, make_eb):
+    eb = make_eb()
+    with_bom = b"\xef\xbb\xbf" + GOOD
+    # Python 2 reads the tab as 8 columns, like the 8 spaces above it; Python 3 raises TabError.
+    with_tabs = GOOD.replace(b"  print('one')", b"  if True:\n        x = 1\n\tprint('one')")
+
+    bom, tabs = upload(api, eb, with_bom, "bom.py"), upload(api, eb, with_tabs, "tabs.py")
+
+    assert bom.status_code == tabs.status_code == 201, (bom.content, tabs.content)
+    v_bom, v_tabs = (
+        ScriptVersion.objects.get(pk=bom.json()["id"]),
+        ScriptVersion.objects.get(pk=tabs.json()["id"]),
+    )
+    assert v_bom.read_bytes() == with_bom and v_tabs.read_bytes() == with_tabs, "stored as uploaded"
+    assert v_bom.step_numbers == v_tabs.step_numbers == [0, 1, 2]
+    assert "byte_order_mark" in [f["code"] for f in v_bom.parsed["findings"]]
+    assert "tabs_expanded" in [f["code"] for f in v_tabs.parsed["findings"]]
+    assert v_bom.parsed["blocking"] == v_tabs.parsed["blocking"] == []
+
+
 def test_python2_upload_is_stored_flagged_and_converted_on_request(api, make_eb):
     eb = make_eb()
     text = (SCRIPTS / "cycle3_py2_scriptForCalibration.py.txt").read_bytes()
