@@ -86,6 +86,11 @@ class ScriptVersion(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The parser's answer, computed once at creation: steps, warnings, python2 flag.
     parsed = models.JSONField(default=dict)
+    # An error-level parse finding blocks running this version until a reducer confirms it.
+    blocking_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    blocking_confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -122,6 +127,15 @@ class ScriptVersion(models.Model):
     @property
     def is_python2(self) -> bool:
         return bool(self.parsed.get("python2"))
+
+    @property
+    def blocking_findings(self) -> list[dict]:
+        """The parser's error-level findings: running waits for a fix or a confirmation."""
+        return [f for f in self.parsed.get("findings", []) if f.get("severity") == "error"]
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocking_findings) and self.blocking_confirmed_at is None
 
 
 class ScriptTampered(RuntimeError):

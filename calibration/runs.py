@@ -53,6 +53,12 @@ def _check_runnable(version: ScriptVersion, mous: Mous, folder: Path) -> None:
         raise RunRefused(f"{version} is Python 2: create its Python 3 conversion and run that instead")
     if not version.parsed.get("steps"):
         raise RunRefused(f"{version} has no steps to run")
+    if version.blocked:
+        first = version.blocking_findings[0]["message"]
+        raise RunRefused(
+            f"{version} has {len(version.blocking_findings)} error-level finding(s) ({first}): fix the "
+            "script, or confirm on the version page that it should run as it is"
+        )
     script = version.script
     if script.kind == Script.Kind.CALIBRATION:
         eb = script.execution_block

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
 from calibration import scriptparse
@@ -77,7 +78,7 @@ def script_version_create(
 ) -> ScriptVersion:
     """Store `text` as the next immutable version of `script` (content-addressed, written once)."""
     data = text.encode("utf-8")
-    parsed = scriptparse.parse_script(text)
+    parsed = scriptparse.parse_script(text, filename=original_name)
     if parsed.syntax_error:
         raise InvalidScript(f"not valid Python ({parsed.syntax_error}); nothing was stored")
     sha = hashlib.sha256(data).hexdigest()
@@ -163,3 +164,14 @@ def version_diff(old: ScriptVersion, new: ScriptVersion) -> dict:
         "a": a,
         "b": b,
     }
+
+
+def version_confirm_blocking(*, version: ScriptVersion, by) -> ScriptVersion:
+    """The reducer read the error-level findings and runs this version as it is anyway."""
+    if not version.blocking_findings:
+        raise InvalidScript(f"{version} has no error-level findings to confirm")
+    if version.blocking_confirmed_at is None:
+        version.blocking_confirmed_by = by
+        version.blocking_confirmed_at = timezone.now()
+        version.save(update_fields=["blocking_confirmed_by", "blocking_confirmed_at"])
+    return version

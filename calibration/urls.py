@@ -27,6 +27,7 @@ urlpatterns = [
         "calibration/versions/<int:pk>/download/", views.version_download, name="calibration-version-download"
     ),
     path("calibration/versions/<int:pk>/convert/", views.version_convert, name="calibration-version-convert"),
+    path("calibration/versions/<int:pk>/confirm/", views.version_confirm, name="calibration-version-confirm"),
     path("calibration/versions/<int:pk>/diff/", views.version_diff, name="calibration-version-diff"),
     path("calibration/runs/<int:pk>/", views.run_page, name="calibration-run"),
     path("calibration/runs/<int:pk>/status/", views.run_status, name="calibration-run-status"),

@@ -268,6 +268,17 @@ def version_download(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @refusal_page(back="calibration-version")
+def version_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(ScriptVersion.objects.select_related("script__mous"), pk=pk)
+    require_may_work_on(request.user, version.script.mous)
+    scripts.version_confirm_blocking(version=version, by=request.user)
+    messages.success(request, f"v{version.number} may run as it is: the findings above stay on record.")
+    return redirect("calibration-version", pk=version.pk)
+
+
+@login_required
+@require_POST
+@refusal_page(back="calibration-version")
 def version_convert(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ScriptVersion.objects.select_related("script__mous"), pk=pk)
     require_may_work_on(request.user, version.script.mous)
