@@ -56,7 +56,11 @@ def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_sc
     assert {f.antenna for f in by_code["tsys_high"]} == {hot["antenna"]}
     split_spw = truth["spws"].index(next(s for s in truth["spws"] if s["spw"] == defect["spw"]))
     [notch] = [f for f in by_code["bandpass_notch"] if f.antenna == defect["antenna"]]
-    assert notch.spw == defect["spw"] and notch.split_spw == split_spw, "the MS's spw, the split's beside"
+    assert notch.spw == defect["spw"] and notch.split_spw == split_spw, (
+        "the MS's spw, the split's beside",
+        notch.diagnostic.name,
+        notch.diagnostic.summary.get("ms_spw"),
+    )
     assert f"spw {defect['spw']} (split {split_spw})" in notch.message
     first_chan, last_chan = defect["notch_channels"]
     assert f"channels {first_chan}-{last_chan - 1}" in notch.message
