@@ -44,9 +44,13 @@ def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_sc
     first = run_to_end(version, [], reducer.user)
 
     findings = list(first.findings.all())
-    by_code = {}
+    by_code: dict[str, list] = {}
     for f in findings:
         by_code.setdefault(f.code, []).append(f)
+    unassessed = {
+        d.name: d.summary["cannot_assess"] for d in first.diagnostics.all() if "cannot_assess" in d.summary
+    }
+    assert not unassessed, unassessed
     bad_wvr, hot, defect = fault(truth, "bad_wvr"), fault(truth, "hot_tsys"), fault(truth, "bandpass_defect")
 
     [wvr] = by_code["wvr_bad_antenna"]
