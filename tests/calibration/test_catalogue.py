@@ -1,11 +1,14 @@
 """The calibrator flux catalogue: its file, setjy from it, the flux check against it, the DRM page."""
 
+import copy
 import math
+import time
 
 import pytest
 from django.urls import reverse
 
-from calibration import catalogue
+from calibration import catalogue, generation
+from calibration import services as calibration_services
 from calibration.calibrators import CatalogueFlux, nearest, parse_csv, setjy_model
 from calibration.generator import RawData, calibration_script
 from calibration.models import CalibratorFlux, Run, RunStep
@@ -346,3 +349,35 @@ def test_nan_frequencies_are_skipped():
     summary = _flux_summary({"0": 1.0}, entry)
     summary["fields"]["J1733-1304"]["0"]["freq_ghz"] = math.nan
     assert qa.flux_catalogue(summary) == []
+
+
+# --- in CASA -------------------------------------------------------------------------------
+@pytest.mark.casa
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_run_stops_at_the_setjy_of_an_unknown_flux_calibrator_with_the_reason(
+    celery_worker_process, make_eb, ngc5921_ms, reducer
+):
+    """NGC5921's flux calibrator renamed to a source nobody knows: the run fails at setjy."""
+    eb = make_eb(ngc5921_ms)
+    summary = copy.deepcopy(generation.data_summary_refresh(eb))
+    summary["fields"][0]["name"] = "J1234-5678"  # 1331+305 (Perley-Butler) otherwise
+    version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)
+    setjy = _setjy_step(version.text())
+
+    run = calibration_services.run_create(
+        version=version, steps=list(range(setjy.number + 1)), by=reducer.user
+    )
+    deadline = time.monotonic() + 180
+    while not run.is_terminal:
+        assert time.monotonic() < deadline, f"run {run.pk} stuck in {run.status}"
+        time.sleep(0.5)
+        run.refresh_from_db()
+
+    assert run.status == Run.Status.FAILED
+    failed = run.steps.get(number=setjy.number)
+    assert failed.status == RunStep.Status.FAILED
+    assert failed.error.startswith("RuntimeError: J1234-5678 has no flux in the calibrator catalogue")
+    assert set(run.steps.filter(number__lt=setjy.number).values_list("status", flat=True)) == {
+        RunStep.Status.SUCCEEDED
+    }
