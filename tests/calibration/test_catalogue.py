@@ -1,10 +1,12 @@
 """The calibrator flux catalogue: its file, setjy from it, the flux check against it, the DRM page."""
 
 import copy
+import io
 import math
 import time
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from calibration import catalogue, generation
@@ -221,6 +223,19 @@ def test_loading_the_file_is_idempotent_and_keeps_a_drms_edit():
     replaced = catalogue.load_file(replace=True)
     assert replaced.updated == ["J1733-1304 at 237 GHz"]
     assert CalibratorFlux.objects.get(source="J1733-1304").flux_jy == 1.2
+
+
+@pytest.mark.django_db
+def test_the_load_command_reports_what_it_did_and_refuses_a_bad_file(tmp_path):
+    CalibratorFlux.objects.all().delete()
+    out = io.StringIO()
+    call_command("load_calibrator_fluxes", stdout=out)
+    assert "2 added, 0 updated, 0 unchanged" in out.getvalue()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,freq_ghz,flux_jy,spectral_index,measured,provenance\nJ1,237,-1,,,p\n")
+    with pytest.raises(CommandError, match="positive"):
+        call_command("load_calibrator_fluxes", "--file", str(bad))
+    assert CalibratorFlux.objects.count() == 2
 
 
 @pytest.mark.django_db
