@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import eb_folder
-from calibration import casa, generator, task_names
+from calibration import casa, catalogue, generator, task_names
 from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data
@@ -156,7 +156,9 @@ def generations_reap_stale(*, stale_after: int | None = None) -> list[int]:
 
 
 def calibration_script_create(*, eb: ExecutionBlock, summary: dict, by) -> ScriptVersion:
-    text = generator.calibration_script(summary, ms=eb.ms_name, raw=raw_data(eb))
+    text = generator.calibration_script(
+        summary, ms=eb.ms_name, raw=raw_data(eb), catalogue=catalogue.for_data(summary)
+    )
     refant, _ = generator.reference_antenna(summary)
     script = script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
     return script_version_create(

@@ -6,10 +6,10 @@ layout is ALMA's: step_title, thesteps/mysteps preamble, `# CALIBRATE_*:` intent
 """
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from calibration.calibrators import setjy_model
+from calibration.calibrators import CatalogueFlux, setjy_model
 
 GOOD_IMSIZES = sorted({2**a * 3**b * 5**c for a in range(12) for b in range(4) for c in range(3)})
 INTENT_HEADER = (
@@ -192,11 +192,20 @@ def _import_lines(raw: RawData, ms: str) -> list[str]:
     return [f"print('{ms} already present (it is the raw data of this EB)')"]
 
 
-def _setjy_lines(vis: str, flux_fields: list[dict]) -> list[str]:
+def _setjy_lines(vis: str, flux_fields: list[dict], catalogue: Mapping[str, CatalogueFlux]) -> list[str]:
     lines = []
     for f in flux_fields:
-        model = setjy_model(f["name"])
+        model = setjy_model(f["name"], catalogue)
         comment = model.pop("comment")
+        if "missing" in model:  # unknown flux: the step stops the run, no invented number
+            lines += [
+                f"# {comment}",
+                "# Replace the raise with e.g. setjy(..., standard = 'manual', fluxdensity = [S, 0, 0, 0],",
+                "#   spix = alpha, reffreq = '<f>GHz') once the flux is known.",
+                f"raise RuntimeError({model['missing']!r})",
+                "",
+            ]
+            continue
         args = ", ".join(f"{k} = {v!r}" for k, v in model.items())
         lines += [
             f"# {comment}",
@@ -206,11 +215,16 @@ def _setjy_lines(vis: str, flux_fields: list[dict]) -> list[str]:
     return lines
 
 
-def calibration_script(summary: dict, *, ms: str, raw: RawData) -> str:
-    """The standard calibration script: ALMA's 20 steps, or the variant without WVR/Tsys."""
+def calibration_script(
+    summary: dict, *, ms: str, raw: RawData, catalogue: Mapping[str, CatalogueFlux] | None = None
+) -> str:
+    """The standard calibration script: ALMA's 20 steps, or the variant without WVR/Tsys.
+
+    `catalogue`: the calibrator fluxes known for the data's sources (calibration.catalogue);
+    a flux calibrator without a model or an entry gets a setjy step that stops the run."""
     if summary.get("wvr_spws") and summary.get("has_syscal"):
-        return _alma_script(summary, ms=ms, raw=raw)
-    return _basic_script(summary, ms=ms, raw=raw)
+        return _alma_script(summary, ms=ms, raw=raw, catalogue=catalogue or {})
+    return _basic_script(summary, ms=ms, raw=raw, catalogue=catalogue or {})
 
 
 def _header(summary: dict, roles: Roles, refant: str, rule: str) -> list[str]:
@@ -235,7 +249,7 @@ def _header(summary: dict, roles: Roles, refant: str, rule: str) -> list[str]:
     return lines
 
 
-def _alma_script(summary: dict, *, ms: str, raw: RawData) -> str:
+def _alma_script(summary: dict, *, ms: str, raw: RawData, catalogue: Mapping[str, CatalogueFlux]) -> str:
     roles = field_roles(summary)
     refant, rule = reference_antenna(summary)
     spws = summary["spws"]
@@ -368,12 +382,19 @@ def _alma_script(summary: dict, *, ms: str, raw: RawData) -> str:
             f"split(vis = '{ms}', outputvis = '{split}', datacolumn = 'corrected', spw = '{sci}', keepflags = True)",
         ],
     )
-    _calibration_steps(w, summary, roles, refant, split, split_ids, nchans)
+    _calibration_steps(w, summary, roles, refant, split, split_ids, nchans, catalogue)
     return w.render(_header(summary, roles, refant, rule))
 
 
 def _calibration_steps(
-    w: ScriptWriter, summary: dict, roles: Roles, refant: str, vis: str, spw_ids: list[int], nchans: list[int]
+    w: ScriptWriter,
+    summary: dict,
+    roles: Roles,
+    refant: str,
+    vis: str,
+    spw_ids: list[int],
+    nchans: list[int],
+    catalogue: Mapping[str, CatalogueFlux],
 ) -> None:
     """The steps after the a priori calibration, shared by the ALMA and the basic layout."""
     bandpass, phase, target, flux = roles.bandpass, roles.phase, roles.target, roles.flux
@@ -407,7 +428,7 @@ def _calibration_steps(
             f"flagdata(vis = '{vis}', mode = 'quack', quackinterval = 20.0, quackmode = 'beg', flagbackup = False)",
         ]
     w.step("Initial flagging", initial)
-    w.step("Putting a model for the flux calibrator(s)", _setjy_lines(vis, flux))
+    w.step("Putting a model for the flux calibrator(s)", _setjy_lines(vis, flux, catalogue))
     w.step(
         "Save flags before bandpass cal",
         [f"flagmanager(vis = '{vis}', mode = 'save', versionname = 'BeforeBandpassCalibration')"],
@@ -550,7 +571,7 @@ def _calibration_steps(
     )
 
 
-def _basic_script(summary: dict, *, ms: str, raw: RawData) -> str:
+def _basic_script(summary: dict, *, ms: str, raw: RawData, catalogue: Mapping[str, CatalogueFlux]) -> str:
     """No WVR and no Tsys (e.g. NGC5921 from the VLA): import, a priori flags, then calibration."""
     roles = field_roles(summary)
     refant, rule = reference_antenna(summary)
@@ -570,7 +591,7 @@ def _basic_script(summary: dict, *, ms: str, raw: RawData) -> str:
             f"flagmanager(vis = '{ms}', mode = 'save', versionname = 'Apriori')",
         ],
     )
-    _calibration_steps(w, summary, roles, refant, ms, science, nchans)
+    _calibration_steps(w, summary, roles, refant, ms, science, nchans, catalogue)
     return w.render(_header(summary, roles, refant, rule))
 
 

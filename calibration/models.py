@@ -4,10 +4,12 @@ import hashlib
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
+from calibration.calibrators import CatalogueFlux, problems
 
 
 class Script(models.Model):
@@ -455,3 +457,56 @@ class DataIngest(TimedWork):
     def staging_name(self) -> str:
         """raw/.incoming-<id>/: where the data is copied and checked before it is renamed into raw/."""
         return f".incoming-{self.pk}"
+
+
+class CalibratorFlux(models.Model):
+    """One catalogue flux of a calibrator: what the generated setjy and the flux check use.
+
+    Seeded from calibration/data/calibrator_fluxes.csv, edited by DRMs. The rules (positive
+    flux, 30-1000 GHz, a name, a provenance) are calibration.calibrators.problems."""
+
+    source = models.CharField(max_length=64, help_text="field name as in the data, e.g. J1924-2914")
+    freq_ghz = models.FloatField("frequency (GHz)", help_text="where the flux was measured")
+    flux_jy = models.FloatField("flux density (Jy)")
+    spectral_index = models.FloatField(
+        null=True, blank=True, help_text="alpha in S ~ nu^alpha; empty when not known (flat assumed)"
+    )
+    measured_on = models.DateField(null=True, blank=True, help_text="empty when there is no measurement")
+    provenance = models.TextField(help_text="where the number comes from")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["source", "freq_ghz"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "freq_ghz"], name="calibratorflux_one_per_source_freq"),
+            models.CheckConstraint(condition=models.Q(flux_jy__gt=0), name="calibratorflux_flux_positive"),
+            models.CheckConstraint(
+                condition=models.Q(freq_ghz__gte=30.0, freq_ghz__lte=1000.0), name="calibratorflux_freq_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.flux_jy:g} Jy at {self.freq_ghz:g} GHz"
+
+    def clean(self) -> None:
+        wrong = problems(
+            source=self.source or "",
+            freq_ghz=self.freq_ghz,
+            flux_jy=self.flux_jy,
+            provenance=self.provenance or "",
+        )
+        if wrong:
+            raise ValidationError(wrong)
+
+    def entry(self) -> CatalogueFlux:
+        return CatalogueFlux(
+            source=self.source,
+            freq_ghz=self.freq_ghz,
+            flux_jy=self.flux_jy,
+            spectral_index=self.spectral_index,
+            measured=self.measured_on.isoformat() if self.measured_on else None,
+            provenance=self.provenance,
+        )

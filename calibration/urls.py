@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calibration import ingest_views, views
+from calibration import catalogue_views, ingest_views, views
 
 urlpatterns = [
     path("calibration/eb/<int:pk>/", views.eb_page, name="calibration-eb"),
@@ -35,6 +35,11 @@ urlpatterns = [
     path("calibration/runs/<int:pk>/rerun/", views.run_rerun, name="calibration-run-rerun"),
     path("calibration/runs/<int:pk>/log/<str:which>/", views.run_log, name="calibration-run-log"),
     path("calibration/products/<int:pk>/file/", views.product_file, name="calibration-product-file"),
+    # The calibrator flux catalogue (DRMs)
+    path("calibration/catalogue/", catalogue_views.catalogue_page, name="calibration-catalogue"),
+    path(
+        "calibration/catalogue/<int:pk>/", catalogue_views.catalogue_page, name="calibration-catalogue-edit"
+    ),
     # Bringing an EB's raw data in (calibration/ingest.py)
     path("calibration/eb/<int:pk>/ingest/", ingest_views.eb_ingest, name="calibration-eb-ingest"),
     path(

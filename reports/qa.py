@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from calibration.calibrators import scaled_flux
 from reports.edit_loop import expectation
 from reports.metrics import bandpass_preaverage
 from reports.spws import ms_spw, split_spw, spw_label
@@ -22,6 +23,8 @@ from reports.thresholds import (
     FLAGS_APRIORI_BAD,
     FLAGS_APRIORI_GOOD,
     FLAGS_NEW_GOOD,
+    FLUX_CATALOGUE_BAD,
+    FLUX_CATALOGUE_OK,
     FLUX_SNR_HIGH,
     FLUX_SNR_LOW,
     FLUX_SPW_OFF,
@@ -526,6 +529,59 @@ def flux(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                         spw=int(spw),
                     )
                 )
+    return out + flux_catalogue(summary)
+
+
+def flux_catalogue(summary: dict) -> list[dict]:
+    """Each derived flux against the calibrator catalogue scaled to the spw's frequency with the
+    catalogue's spectral index. summary["catalogue"] (field -> entry dict, or None when the
+    source is not in the catalogue) is put there by reports.services when it records the run."""
+    catalogue = summary.get("catalogue")
+    if catalogue is None:
+        return []  # recorded without a catalogue lookup: nothing to compare with
+    out = []
+    for field, spws in summary["fields"].items():
+        if not spws:
+            continue
+        entry = catalogue.get(field)
+        if entry is None:
+            out.append(
+                finding(
+                    "flux_catalogue_unknown",
+                    CANNOT_ASSESS,
+                    f"{field} is not in the calibrator catalogue: its derived flux is not checked against "
+                    "a catalogue value (a DRM can add the source on the Calibrator fluxes page)",
+                    field=field,
+                )
+            )
+            continue
+        alpha = entry["spectral_index"]
+        described = (
+            f"{entry['flux_jy']:g} Jy at {entry['freq_ghz']:g} GHz, "
+            + ("no spectral index: flat assumed" if alpha is None else f"alpha {alpha:g}")
+            + f"; {entry['provenance']}"
+        )
+        for spw, v in sorted(spws.items(), key=lambda item: int(item[0])):
+            if not math.isfinite(v["freq_ghz"]) or v["freq_ghz"] <= 0:
+                continue
+            expected = scaled_flux(entry["flux_jy"], entry["freq_ghz"], alpha, v["freq_ghz"])
+            off = v["flux"] / expected - 1
+            if abs(off) < FLUX_CATALOGUE_OK:
+                score = 1.0
+            else:
+                score = linear(abs(off), FLUX_CATALOGUE_OK, FLUX_CATALOGUE_BAD, 0.66, 0.33)
+            out.append(
+                finding(
+                    "flux_catalogue",
+                    score,
+                    f"{field} spw {spw}: derived {v['flux']:.3f} Jy, catalogue {expected:.3f} Jy at "
+                    f"{v['freq_ghz']:.1f} GHz ({off:+.0%}; catalogue {described})",
+                    metric="S/S_catalogue - 1",
+                    value=off,
+                    field=field,
+                    spw=int(spw),
+                )
+            )
     return out
 
 

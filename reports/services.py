@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from assignments.models import person_of
+from calibration import catalogue
 from calibration.models import Product, Run, RunStep, ScriptVersion
 from calibration.scripts import script_version_create
 from reports import edit_loop, qa
@@ -26,6 +27,9 @@ def diagnostics_record(*, run: Run, step: RunStep, items: list[dict]) -> list[Di
         product = Product.objects.filter(run=run, relpath=item.get("product") or "").first()
         if item["topic"] == Topic.FLAGS and "vis" in item["summary"]:
             item["summary"]["previous"] = _previous_flags(run, item["summary"]["vis"])
+        if item["topic"] == Topic.FLUX and "fields" in item["summary"]:
+            # The catalogue entries the flux check compares with, kept with the summary.
+            item["summary"]["catalogue"] = catalogue.for_flux_check(item["summary"])
         diagnostic, _ = Diagnostic.objects.update_or_create(
             run=run,
             topic=item["topic"],

@@ -223,6 +223,15 @@ def demo_accounts(db):
 
 
 @pytest.fixture
+def calibrator_catalogue(db) -> None:
+    """The catalogue file's entries in the table: a transactional test's flush removes the rows
+    the seed migration made, and a generated script's setjy needs them."""
+    from calibration.catalogue import load_file
+
+    load_file()
+
+
+@pytest.fixture
 def free_port() -> Iterator[int]:
     import socket
 

@@ -64,7 +64,7 @@ def portal_run(client: Client, eb, version) -> tuple[float, Run]:
 
 @pytest.mark.casa
 @pytest.mark.django_db(transaction=True)
-def test_run_overhead(celery_worker_process, make_eb, small_eb, reducer, tmp_path):  # noqa: F811
+def test_run_overhead(celery_worker_process, make_eb, small_eb, reducer, tmp_path, calibrator_catalogue):  # noqa: F811
     eb = make_eb(small_eb.ms)
     summary = generation.data_summary_refresh(eb)
     version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)

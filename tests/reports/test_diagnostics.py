@@ -34,7 +34,7 @@ def fault(truth: dict, kind: str) -> dict:
 
 
 def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_score(
-    page, live_server, login, celery_worker_process, make_eb, small_eb, reducer
+    page, live_server, login, celery_worker_process, make_eb, small_eb, reducer, calibrator_catalogue
 ):
     truth = small_eb.truth
     eb = make_eb(small_eb.ms)
@@ -75,6 +75,8 @@ def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_sc
     faulty = {f.get("antenna") for f in truth["faults"]} - {None}
     healthy_findings = [f for f in findings if f.antenna and f.antenna not in faulty and f.score <= 0.9]
     assert healthy_findings == [], "nothing on the healthy antennas"
+    # The phase calibrator's derived fluxes agree with the catalogue (the simulator's truth).
+    assert {(f.field, f.score) for f in by_code["flux_catalogue"]} == {("J1733-1304", 1.0)}
     scores = topic_scores(first)
     assert all(scores[t] is not None for t in Topic.values), scores
 

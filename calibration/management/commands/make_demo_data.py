@@ -24,6 +24,7 @@ from assignments.intake import eb_create, investigator_add, mous_create, project
 from assignments.models import ExecutionBlock, Investigator, Mous, MousState, Person, Project
 from assignments.services import mous_assign
 from assignments.staging import mous_stage
+from calibration.catalogue import load_file
 from calibration.models import Script, ScriptVersion
 from calibration.rawdata import RAW_FOLDER
 from calibration.scripts import script_get_or_create, script_version_create
@@ -108,6 +109,8 @@ class Command(BaseCommand):
         started = time.perf_counter()
         cache = cache or default_cache_root()
         with transaction.atomic():
+            # The generated scripts' setjy needs the simulated calibrators' fluxes (the file's).
+            self.stdout.write(f"calibrator fluxes: {load_file()}")
             project = self._project()
             groups = [
                 (self._mous(project, ALMA_MOUS, ALMA_EBS), ALMA_EBS),

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calibration', '0003_run_lifecycle'),
+        ('calibration', '0005_calibratorflux_seed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
