@@ -61,12 +61,17 @@ def _previous_flags(run: Run, vis: str) -> dict | None:
 
 
 def topic_scores(run: Run) -> dict[str, float | None]:
-    """Topic score = min of its checks (the pipeline's aggregation); None where nothing was assessed."""
-    scores: dict[str, float | None] = {t: None for t in Topic.values}
+    """Topic score = min of its assessed checks (the pipeline's aggregation); a check that could
+    not be assessed (CANNOT_ASSESS) decides the topic only when nothing in it was assessed;
+    None where the topic has no check."""
+    assessed: dict[str, list[float]] = {t: [] for t in Topic.values}
+    unassessed: dict[str, list[float]] = {t: [] for t in Topic.values}
     for topic, score in run.findings.values_list("topic", "score"):
-        current = scores[topic]
-        scores[topic] = score if current is None else min(current, score)
-    return scores
+        (assessed if score >= 0 else unassessed)[topic].append(score)
+    return {
+        t: min(assessed[t]) if assessed[t] else (min(unassessed[t]) if unassessed[t] else None)
+        for t in Topic.values
+    }
 
 
 def finding_apply(*, finding: Finding, by) -> ScriptVersion:
