@@ -1,5 +1,7 @@
 """Record diagnostics and their findings; topic scores; apply a finding's edit as a new version."""
 
+import math
+
 from django.db import transaction
 
 from assignments.models import person_of
@@ -24,6 +26,7 @@ def diagnostics_record(*, run: Run, step: RunStep, items: list[dict]) -> list[Di
     context = qa.ScriptContext(steps=steps, step=step.number)
     made = []
     for item in items:
+        item["summary"] = json_safe(item["summary"])
         product = Product.objects.filter(run=run, relpath=item.get("product") or "").first()
         if item["topic"] == Topic.FLAGS and "vis" in item["summary"]:
             item["summary"]["previous"] = _previous_flags(run, item["summary"]["vis"])
@@ -50,6 +53,18 @@ def diagnostics_record(*, run: Run, step: RunStep, items: list[dict]) -> list[Di
         )
         made.append(diagnostic)
     return made
+
+
+def json_safe(value):
+    """NaN and infinities become None: PostgreSQL's jsonb refuses them, and one such number
+    would lose every diagnostic of the step."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _previous_flags(run: Run, vis: str) -> dict | None:

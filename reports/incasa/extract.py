@@ -68,9 +68,10 @@ def _per_spw(table: str, column: str) -> dict[int, tuple[np.ndarray, np.ndarray,
     return out
 
 
-def _finite_median(values: np.ndarray) -> float:
+def _finite_median(values: np.ndarray) -> float | None:
+    """None when nothing is finite (a summary is JSON: NaN has no place in it)."""
     finite = np.asarray(values)[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else math.nan
+    return float(np.median(finite)) if finite.size else None
 
 
 def _masked(values: np.ndarray, flag: np.ndarray) -> np.ndarray:
@@ -428,7 +429,7 @@ def flux(
                     "flux": float(entry["fluxd"][0]),
                     "error": float(entry["fluxdErr"][0]),
                     "freq_ghz": freqs.get(int(spw_key), math.nan) / 1e9,
-                    "bandwidth_mhz": (widths_mhz or {}).get(int(spw_key), math.nan),
+                    "bandwidth_mhz": (widths_mhz or {}).get(int(spw_key)),
                 }
         fields[value["fieldName"]] = spws
         if "spidx" in value:
@@ -514,7 +515,7 @@ def quack_profile(vis: str, max_integrations: int = 4) -> dict:
                 [_finite_median(amp[:, cross & (rec["time"] == t)]) for t in times], dtype=float
             )
             later = _finite_median(per_time[min(max_integrations, len(times) // 2) :])
-            if not np.isfinite(later) or later <= 0:
+            if later is None or later <= 0:
                 continue
             out[str(scan)] = {
                 "field": names[field_of[scan]],
