@@ -122,8 +122,6 @@ def _flag_edit(context: ScriptContext, vis: str, antenna: str, spw: str, reason:
 # --- Tsys ------------------------------------------------------------------------------------
 def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     out = []
-    vis = name.removesuffix(".tsys")
-    split_vis = f"{vis}.split" if context.step_titled("split out science") is not None else vis
     for antenna, per_spw in summary["per_antenna"].items():
         worst = None
         for spw, stats in per_spw.items():
@@ -132,18 +130,27 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                 worst = (spw, ratio, stats["median"], summary["array_median"][spw])
         if worst and worst[1] >= TSYS_WARN_RATIO:
             spw, ratio, value, typical = worst
+            hot = sorted(
+                (
+                    s
+                    for s, st in per_spw.items()
+                    if st["median"] >= TSYS_WARN_RATIO * summary["array_median"][s]
+                ),
+                key=int,
+            )
             out.append(
                 finding(
                     "tsys_high",
                     linear(ratio, TSYS_WARN_RATIO, TSYS_FLAG_RATIO, 0.66, 0.33),
                     f"{antenna} Tsys median {value:.0f} K vs {typical:.0f} K for the array "
                     f"({spw_label(summary, spw)}, "
-                    f"{ratio:.1f}x): check/flag {antenna} before bandpass.",
+                    f"{ratio:.1f}x): flag {antenna} in the Tsys table (as hifa_tsysflag does), so "
+                    "applycal flags its data.",
                     metric="Tsys median / array median",
                     value=ratio,
                     antenna=antenna,
                     spw=int(spw),
-                    edit=_flag_edit(context, split_vis, antenna, "", f"Tsys {ratio:.1f}x the array median"),
+                    edit=_tsys_flag_edit(context, name, antenna, hot, ratio),
                 )
             )
     atm_notes = _atm_lines(summary)
@@ -157,6 +164,20 @@ def tsys(name: str, summary: dict, context: ScriptContext) -> list[dict]:
             )
         )
     return out + atm_notes
+
+
+def _tsys_flag_edit(context: ScriptContext, table: str, antenna: str, spws: list[str], ratio: float) -> dict:
+    """Flag the antenna in the Tsys caltable, in the step that made it: the diagnostic after that
+    step reads the flagged table, and applycal flags the antenna's data where its Tsys is."""
+    selection = f", spw = '{','.join(spws)}'" if spws else ""
+    return {
+        "step": context.step,
+        "append": [
+            f"flagdata(vis = '{table}', mode = 'manual', antenna = '{antenna}'{selection}, "
+            "flagbackup = False)"
+        ],
+        "description": f"flag {antenna} in {table} in step {context.step} (Tsys {ratio:.1f}x the median)",
+    }
 
 
 def _atm_lines(summary: dict) -> list[dict]:
@@ -386,8 +407,11 @@ def gains(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     dead = []
     if calmode == "fluxscale":  # derived from the amplitude table, which already said it
         return [finding("gains_ok", 1.0, f"{name}: flux-scaled gains of the amplitude table")]
+    flagged_in_data = set(summary.get("flagged_antennas") or [])
     for antenna, per_spw in summary["per_antenna"].items():
         fractions = [s.get("flagged_fraction", 1.0) for s in per_spw.values()]
+        if antenna in flagged_in_data:
+            continue  # flagged on purpose: no solutions are expected
         if fractions and min(fractions) >= GAINS_DEAD_FLAGGED:
             dead.append(antenna)
     amps = {
@@ -595,8 +619,12 @@ def flags(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     if previous is None:
         score = linear(fraction, FLAGS_APRIORI_GOOD, FLAGS_APRIORI_BAD, 1.0, 0.0)
         message = f"{summary['stage']}: {fraction:.1%} of {vis} flagged (a priori){extra}"
-        # Quack is judged once per MS and run: at its first flag save, before calibration.
-        quack_findings = quack(vis, summary.get("quack") or {}, context)
+        # Quack is judged once per MS and run, at its first flag save, and only on the MS the
+        # script's flagging step works on (the split, when the script splits): an edit there
+        # is what fixes it.
+        split_step = context.step_titled("split out science")
+        flagged_here = split_step is None or ".split" in vis
+        quack_findings = quack(vis, summary.get("quack") or {}, context) if flagged_here else []
         return [
             finding("flags_apriori", score, message, metric="flagged fraction", value=fraction),
             *quack_findings,

@@ -30,6 +30,8 @@ def diagnostics_record(*, run: Run, step: RunStep, items: list[dict]) -> list[Di
         product = Product.objects.filter(run=run, relpath=item.get("product") or "").first()
         if item["topic"] == Topic.FLAGS and "vis" in item["summary"]:
             item["summary"]["previous"] = _previous_flags(run, item["summary"]["vis"])
+        if item["topic"] == Topic.GAINS and item["summary"].get("vis"):
+            item["summary"]["flagged_antennas"] = _fully_flagged_antennas(run, item["summary"]["vis"])
         if item["topic"] == Topic.FLUX and "fields" in item["summary"]:
             # The catalogue entries the flux check compares with, kept with the summary.
             item["summary"]["catalogue"] = catalogue.for_flux_check(item["summary"])
@@ -65,6 +67,18 @@ def json_safe(value):
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
+
+
+def _fully_flagged_antennas(run: Run, vis: str) -> list[str]:
+    """Antennas the run's latest flag save of `vis` shows entirely flagged (on purpose: a reducer's
+    flagdata), so their missing gain solutions are expected, not a finding."""
+    name = vis.rsplit("/", 1)[-1]
+    for diagnostic in Diagnostic.objects.filter(run=run, topic=Topic.FLAGS).order_by("-pk"):
+        if str(diagnostic.summary.get("vis", "")).rsplit("/", 1)[-1] == name:
+            return sorted(
+                a for a, f in diagnostic.summary.get("antenna", {}).items() if f is not None and f >= 0.999
+            )
+    return []
 
 
 def _previous_flags(run: Run, vis: str) -> dict | None:

@@ -543,21 +543,22 @@ def after_step(
         table = str(folder / rel)
         try:
             spw_map = ms_spw_map(folder, vis_of.get(rel))
+            table_of = {"vis": vis_of.get(rel), "ms_spw": spw_map}
             if rel in wvr_tables:
                 kw, report = wvr_tables[rel]
                 spws = [int(s) for s in (kw.get("spw") or [])]
                 summary, arrays = wvr(table, str(folder / str(kw["vis"])), report, spws)
-                items.append(_item(folder, out_dir, "wvr", rel, summary, arrays, spw_map))
+                items.append(_item(folder, out_dir, "wvr", rel, summary, arrays, table_of))
             elif viscal.startswith("B TSYS"):
                 summary, arrays = tsys(table, _ms_of(folder, vis_of.get(rel)))
-                items.append(_item(folder, out_dir, "tsys", rel, summary, arrays, spw_map))
+                items.append(_item(folder, out_dir, "tsys", rel, summary, arrays, table_of))
             elif viscal.startswith("B Jones"):
                 summary, arrays = bandpass(table)
-                items.append(_item(folder, out_dir, "bandpass", rel, summary, arrays, spw_map))
+                items.append(_item(folder, out_dir, "bandpass", rel, summary, arrays, table_of))
             elif viscal.startswith(("G Jones", "T Jones")):
                 summary, arrays = gains(table)
                 summary["calmode"] = _calmode(calls, rel)
-                items.append(_item(folder, out_dir, "gains", rel, summary, arrays, spw_map))
+                items.append(_item(folder, out_dir, "gains", rel, summary, arrays, table_of))
             else:
                 items.append(
                     {
@@ -659,9 +660,10 @@ def ms_spw_map(folder: Path, vis: str | None) -> dict[str, int]:
 
 
 def _item(
-    folder: Path, out_dir: str, topic: str, rel: str, summary: dict, arrays: dict, spw_map: dict[str, int]
+    folder: Path, out_dir: str, topic: str, rel: str, summary: dict, arrays: dict, table_of: dict
 ) -> Item:
-    summary["ms_spw"] = spw_map
+    """One artifact; `table_of`: what the caltable was solved on (its vis, the spw map)."""
+    summary.update(table_of)
     target = folder / out_dir / f"{rel.replace('/', '_')}.{topic}.npz"
     target.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
