@@ -47,13 +47,8 @@ from calibration.signals import step_diagnostics
 
 log = logging.getLogger(__name__)
 
-RUNNER_CODE = (
-    "import sys\nfrom calibration.incasa.runner import main_from_stdin\nsys.exit(main_from_stdin())\n"
-)
-# The same runner started by hand on a spec file (events on stdout): the benchmark's bare run.
-SPEC_FILE_RUNNER_CODE = (
-    "import sys\nfrom calibration.incasa.runner import main\nsys.exit(main(sys.argv[1]))\n"
-)
+# In CASA: the runner reads the worker's request on stdin (`python -m calibration.incasa.runner`).
+RUNNER_MODULE = "calibration.incasa.runner"
 TAIL_LINES = 200
 POLL_SECONDS = 1.0
 # After CASA exits, how long leftovers holding its pipes may keep them open (then: killed).
@@ -177,7 +172,7 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
         request["event_fd"] = write_fd
         try:
             proc = casa.start_casa(
-                RUNNER_CODE,
+                RUNNER_MODULE,
                 cwd=folder,
                 stdin=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

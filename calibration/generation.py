@@ -17,7 +17,7 @@ from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVers
 from calibration.rawdata import raw_data
 from calibration.services import script_get_or_create, script_version_create
 
-INSPECT_CODE = "from calibration.incasa.inspect_ms import main\nmain()\n"
+INSPECT_MODULE = "calibration.incasa.inspect_ms"
 INSPECT_TIMEOUT = 1800
 
 
@@ -54,7 +54,7 @@ def data_summary_refresh(eb: ExecutionBlock) -> dict:
         )
     try:
         summary, _ = casa.run_casa_json(
-            INSPECT_CODE, SUMMARY_MARKER, cwd=eb_folder(eb), timeout=INSPECT_TIMEOUT, args=[str(ms)]
+            INSPECT_MODULE, SUMMARY_MARKER, cwd=eb_folder(eb), timeout=INSPECT_TIMEOUT, args=[str(ms)]
         )
     except casa.CasaScriptFailed as exc:
         raise GenerationFailed(f"reading {ms.name} failed: {exc}") from exc

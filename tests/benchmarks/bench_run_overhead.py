@@ -42,7 +42,7 @@ def bare_run(script_text: str, source_ms: Path, folder: Path) -> float:
     }
     (folder / "spec.json").write_text(json.dumps(spec))
     started = time.perf_counter()
-    result = casa.run_casa(engine.SPEC_FILE_RUNNER_CODE, cwd=folder, timeout=TIMEOUT, args=["spec.json"])
+    result = casa.run_casa(engine.RUNNER_MODULE, cwd=folder, timeout=TIMEOUT, args=["--spec", "spec.json"])
     elapsed = time.perf_counter() - started
     assert result.ok and '"runner_end"' in result.stdout, result.stdout[-2000:]
     return elapsed
