@@ -139,23 +139,6 @@ def casa_json(
         raise BuildFailed(str(exc)) from exc
 
 
-def verify_eb(ms: Path, truth_dir: Path, *, timeout: float = 900.0) -> dict[str, Any]:
-    """Calibrate `ms` (a writable copy: flags and caltables are written beside it) with real
-    CASA and report what it recovers, next to the truth in `truth_dir`."""
-    args = ["verify", str(ms), str(truth_dir)]
-    return casa_json(
-        "calibration.simulate.verify", "SIMVERIFY", cwd=Path(ms).parent, args=args, timeout=timeout
-    )
-
-
-def inspect_eb(ms: Path, *, timeout: float = 300.0) -> dict[str, Any]:
-    """Antennas, spws, intents and ALMA subtables of `ms` as CASA sees them (read only)."""
-    args = ["inspect", str(ms)]
-    return casa_json(
-        "calibration.simulate.verify", "SIMINSPECT", cwd=Path(ms).parent, args=args, timeout=timeout
-    )
-
-
 def asdm_roundtrip(ms: Path, workdir: Path, *, timeout: float = 600.0) -> dict[str, Any]:
     """exportasdm -> importasdm of `ms` in `workdir`; what survives (see ASDM_ROUNDTRIP.md)."""
     return casa_json(

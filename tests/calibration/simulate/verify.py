@@ -1,8 +1,10 @@
 """Does real CASA recover the injected truth? Runs INSIDE a CASA subprocess, on a private
 copy of a built EB (it writes caltables and flags):
 
-    python -P -m calibration.simulate.verify verify MS TRUTH_DIR
-    python -P -m calibration.simulate.verify inspect MS
+    python -P -m tests.calibration.simulate.verify verify MS TRUTH_DIR
+    python -P -m tests.calibration.simulate.verify inspect MS
+
+(started by tests.calibration.simulate.casa_checks; test-only: it checks the simulator).
 
 `verify` prints one line `SIMVERIFY {json}` with what CASA measured, next to what truth.json says;
 the tests assert on it. The chain is the standard ALMA one, cut to what each check needs:
