@@ -28,7 +28,7 @@ from assignments.datafiles import (
 )
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
-from calibration import generation, services
+from calibration import script_generation, services
 from calibration.api.serializers import RunProgressSerializer
 from calibration.models import Product, Run, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
@@ -92,8 +92,8 @@ def eb_generate(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, eb.mous)
     try:
-        generation.script_generate_request(eb=eb, by=request.user)
-    except generation.GenerationFailed as exc:
+        script_generation.script_generate_request(eb=eb, by=request.user)
+    except script_generation.GenerationFailed as exc:
         messages.error(request, str(exc))
     else:
         messages.info(request, "Generating the standard script from the data on a worker...")
@@ -452,8 +452,8 @@ def mous_generate_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous, pk=pk)
     require_may_work_on(request.user, mous)
     try:
-        version = generation.imaging_script_create(mous=mous, by=request.user)
-    except generation.GenerationFailed as exc:
+        version = script_generation.imaging_script_create(mous=mous, by=request.user)
+    except script_generation.GenerationFailed as exc:
         messages.error(request, str(exc))
         return redirect("calibration-mous", pk=mous.pk)
     messages.success(request, f"scriptForImaging.py v{version.number} generated.")

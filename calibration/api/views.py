@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from assignments.auth import HashedTokenAuthentication
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import NOT_YOURS, may_work_on
-from calibration import generation, services
+from calibration import script_generation, services
 from calibration.api import serializers as s
 from calibration.models import Product, Run, Script, ScriptVersion
 from qa2portal.api import id_param
@@ -30,7 +30,7 @@ class CalibrationApiMixin:
             raise PermissionDenied(NOT_YOURS)
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, (services.RunRefused, generation.GenerationFailed)):
+        if isinstance(exc, (services.RunRefused, script_generation.GenerationFailed)):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, services.InvalidScript):
             code = (
@@ -93,7 +93,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
             ExecutionBlock.objects.select_related("mous"), pk=data.validated_data["execution_block"]
         )
         self.require_worker(eb.mous)
-        item = generation.script_generate_request(eb=eb, by=request.user)
+        item = script_generation.script_generate_request(eb=eb, by=request.user)
         return Response({"generation": item.pk, "status": item.status}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={201: s.ScriptVersionSerializer})

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from calibration import casa, engine, generation
+from calibration import casa, engine, script_generation
 from calibration.models import Run
 from calibration.scriptparse import parse_script
 from tests.benchmarks.harness import median, report
@@ -66,8 +66,8 @@ def portal_run(client: Client, eb, version) -> tuple[float, Run]:
 @pytest.mark.django_db(transaction=True)
 def test_run_overhead(celery_worker_process, make_eb, small_eb, reducer, tmp_path):  # noqa: F811
     eb = make_eb(small_eb.ms)
-    summary = generation.data_summary_refresh(eb)
-    version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)
+    summary = script_generation.data_summary_refresh(eb)
+    version = script_generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)
     text = version.text()
     client = Client()
     client.force_login(reducer.user)

@@ -47,11 +47,11 @@ def processes_in(folder: Path) -> list[int]:
 def test_ngc5921_standard_script_is_generated_and_runs_end_to_end(
     celery_worker_process, make_eb, ngc5921_ms, reducer
 ):
-    from calibration import generation
+    from calibration import script_generation
     from calibration.models import ScriptGeneration
 
     eb = make_eb(ngc5921_ms)
-    request = generation.script_generate_request(eb=eb, by=reducer.user)
+    request = script_generation.script_generate_request(eb=eb, by=reducer.user)
     deadline = time.monotonic() + 120
     while ScriptGeneration.objects.get(pk=request.pk).status not in ("DONE", "FAILED"):
         assert time.monotonic() < deadline, "generation did not finish"

@@ -1,4 +1,6 @@
-"""Generate the standard scripts: inspect the data in CASA (worker side), then write the script."""
+"""Generate an EB's (or MOUS's) standard script, as a service: inspect the data in CASA
+(worker side, calibration.incasa.inspect_ms), then write the text (calibration.standard_scripts)
+and store it as a script version."""
 
 import concurrent.futures
 from functools import partial
@@ -11,7 +13,7 @@ from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import eb_folder
-from calibration import casa, generator, task_names
+from calibration import casa, standard_scripts, task_names
 from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data
@@ -155,8 +157,8 @@ def generations_reap_stale(*, stale_after: int | None = None) -> list[int]:
 
 
 def calibration_script_create(*, eb: ExecutionBlock, summary: dict, by) -> ScriptVersion:
-    text = generator.calibration_script(summary, ms=eb.ms_name, raw=raw_data(eb))
-    refant, _ = generator.reference_antenna(summary)
+    text = standard_scripts.calibration_script(summary, ms=eb.ms_name, raw=raw_data(eb))
+    refant, _ = standard_scripts.reference_antenna(summary)
     script = script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
     return script_version_create(
         script=script,
@@ -174,7 +176,7 @@ def imaging_script_create(*, mous: Mous, by) -> ScriptVersion:
     if not summaries:
         raise GenerationFailed(f"{mous.uid}: generate the calibration scripts first (their data summaries)")
     vislist = [f"../{eb.folder_name}/{eb.ms_name}.split.cal" for eb in ebs if hasattr(eb, "data_summary")]
-    text = generator.imaging_script(summaries, vislist=vislist, line_goal=mous.goal == Mous.Goal.LINE)
+    text = standard_scripts.imaging_script(summaries, vislist=vislist, line_goal=mous.goal == Mous.Goal.LINE)
     script = script_get_or_create(kind=Script.Kind.IMAGING, mous=mous)
     return script_version_create(
         script=script,
