@@ -5,9 +5,6 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-# Re-exported only for calibration/generation.py and calibration/ingest.py, which other changes
-# are editing: import them from assignments.datafiles there and drop this line.
-from assignments.datafiles import eb_folder, inside_data_root  # noqa: F401
 from assignments.jira.outbox import outbox_enqueue_for_assignment
 from assignments.models import (
     TERMINAL_STATES,

@@ -114,15 +114,9 @@ SYSTEM_ETC = (
     "/etc/fonts",  # matplotlib's PNGs (plotbandpass, plotms)
 )
 
-INTERPRETER_PROBE = """
-import importlib.util, json, os, sys
-spec = importlib.util.find_spec("casadata")
-roots = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-roots += [p for p in sys.path if p and os.path.isdir(p)]
-if spec and spec.origin:
-    roots.append(os.path.dirname(os.path.dirname(spec.origin)))
-print(json.dumps(sorted({os.path.abspath(r) for r in roots})))
-"""
+# Run by path with -I (no PYTHONPATH, no user site, no script folder on the path): it
+# reports the interpreter's own import path, not the one casa_environment gives CASA.
+INTERPRETER_PROBE = Path(__file__).resolve().parent / "incasa" / "interpreter_probe.py"
 
 
 def _merged_usr_links() -> list[str]:
@@ -149,7 +143,7 @@ def interpreter_roots() -> tuple[tuple[str, str], ...]:
     """
     python = casa_python()
     answer = subprocess.run(
-        [python, "-I", "-c", INTERPRETER_PROBE], capture_output=True, text=True, timeout=60, check=False
+        [python, "-I", str(INTERPRETER_PROBE)], capture_output=True, text=True, timeout=60, check=False
     )
     if answer.returncode != 0:
         raise CasaUnavailable(f"cannot start the CASA interpreter {python!r}: {answer.stderr.strip()}")
@@ -236,7 +230,7 @@ def sandbox_decide() -> dict:
         info["mode"] = sandbox_mode()
         probe_dir = Path(settings.VAR_DIR) / "sandbox-probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
-        proc = start_casa("import casadata, sys; print(sys.prefix)", cwd=probe_dir, sandbox=True)
+        proc = start_casa("calibration.incasa.sandbox_probe", cwd=probe_dir, sandbox=True)
         _, err = proc.communicate(timeout=60)
         if proc.returncode != 0:
             raise CasaUnavailable(f"the sandbox cannot start CASA's interpreter: {err.strip()[-300:]}")
@@ -279,7 +273,7 @@ def die_with_parent() -> None:
 
 
 def start_casa(
-    code: str,
+    module: str,
     *,
     cwd: Path,
     args: Sequence[str] = (),
@@ -290,7 +284,11 @@ def start_casa(
     stdin=subprocess.DEVNULL,
     pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen:
-    """Start `python -c code args...` as CASA's interpreter in `cwd`, in a new process group.
+    """Start `python -P -m module args...` as CASA's interpreter in `cwd`, in a new process group.
+
+    `module` is found through PYTHONPATH (the checkout, casa_environment); `-P` keeps `cwd`
+    (the run folder, which a reducer's script can write) off the import path, so nothing in
+    it can stand in for our modules or the standard library.
 
     With `sandbox`, the process runs under bubblewrap where available: only `cwd` (and
     `writable`) can be written, there is no network, and it dies with its parent.
@@ -300,7 +298,7 @@ def start_casa(
     if sandbox:
         wrapper = [*limits.pids_cgroup_argv(), *limits.rlimit_argv(), *wrapper]
     return subprocess.Popen(
-        [*wrapper, casa_python(), "-c", code, *args],
+        [*wrapper, casa_python(), "-P", "-m", module, *args],
         cwd=cwd,
         env=casa_environment(),
         stdin=stdin,
@@ -328,11 +326,11 @@ def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_SECONDS) -> Non
             continue
 
 
-def run_casa(code: str, *, cwd: Path, timeout: float, args: Sequence[str] = ()) -> CasaResult:
-    """Run `code` in a CASA subprocess and wait for it (or kill it at `timeout`)."""
+def run_casa(module: str, *, cwd: Path, timeout: float, args: Sequence[str] = ()) -> CasaResult:
+    """Run `module` (`python -m`) in a CASA subprocess and wait for it (or kill it at `timeout`)."""
     started = time.perf_counter()
     try:
-        proc = start_casa(code, cwd=cwd, args=args)
+        proc = start_casa(module, cwd=cwd, args=args)
     except OSError as exc:
         raise CasaUnavailable(f"cannot start the CASA interpreter {casa_python()!r}: {exc}") from exc
     timed_out = False
@@ -352,10 +350,10 @@ def result_tail(result: CasaResult, lines: int = 8) -> str:
 
 
 def run_casa_json(
-    code: str, marker: str, *, cwd: Path, timeout: float, args: Sequence[str] = ()
+    module: str, marker: str, *, cwd: Path, timeout: float, args: Sequence[str] = ()
 ) -> tuple[dict, CasaResult]:
-    """Run `code` in CASA and return the JSON it printed on the line `<marker> {...}`."""
-    result = run_casa(code, cwd=cwd, timeout=timeout, args=args)
+    """Run `module` in CASA and return the JSON it printed on the line `<marker> {...}`."""
+    result = run_casa(module, cwd=cwd, timeout=timeout, args=args)
     prefix = marker + " "
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith(prefix)), None)
     if not result.ok or line is None:
@@ -364,25 +362,13 @@ def run_casa_json(
     return json.loads(line.removeprefix(prefix)), result
 
 
-CHECK_CODE = """
-import json, time
-t0 = time.perf_counter()
-import casatools, casatasks
-from casatools import ctsys
-print("CASA_CHECK " + json.dumps({
-    "casatools": casatools.version_string(),
-    "casatasks": casatasks.version_string(),
-    "data_path": ctsys.rundata(),
-    "import_seconds": round(time.perf_counter() - t0, 3),
-}))
-"""
-
-
 def check(timeout: float = 120.0) -> dict:
     """Start CASA once, report versions and data path, and cache the answer for the health page."""
     cwd = Path(settings.VAR_DIR) / "casa-check"
     try:
-        info, result = run_casa_json(CHECK_CODE, "CASA_CHECK", cwd=cwd, timeout=timeout)
+        info, result = run_casa_json(
+            "calibration.incasa.version_check", "CASA_CHECK", cwd=cwd, timeout=timeout
+        )
     except CasaScriptFailed as exc:
         raise CasaUnavailable(
             f"CASA did not start with {casa_python()}: {exc} "

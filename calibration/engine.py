@@ -47,13 +47,8 @@ from calibration.signals import step_diagnostics
 
 log = logging.getLogger(__name__)
 
-RUNNER_CODE = (
-    "import sys\nfrom calibration.incasa.runner import main_from_stdin\nsys.exit(main_from_stdin())\n"
-)
-# The same runner started by hand on a spec file (events on stdout): the benchmark's bare run.
-SPEC_FILE_RUNNER_CODE = (
-    "import sys\nfrom calibration.incasa.runner import main\nsys.exit(main(sys.argv[1]))\n"
-)
+# In CASA: the runner reads the worker's request on stdin (`python -m calibration.incasa.runner`).
+RUNNER_MODULE = "calibration.incasa.runner"
 TAIL_LINES = 200
 POLL_SECONDS = 1.0
 # After CASA exits, how long leftovers holding its pipes may keep them open (then: killed).
@@ -80,7 +75,7 @@ class BadEvent(ValueError):
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     status: str
     error: str = ""
     exit_signal: int | None = None
@@ -145,7 +140,7 @@ def folder_lock(run: Run, wait: float = FOLDER_LOCK_WAIT_SECONDS) -> Iterator[No
 
 
 # --- start and follow --------------------------------------------------------------------
-def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
+def execute(run: Run, script_bytes: bytes, script_name: str) -> RunOutcome:
     """Run the selected steps of `run` in its folder; returns how it ended (nothing raised).
 
     Call it holding folder_lock(run): the CASA process group is dead when this returns.
@@ -178,7 +173,7 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> Outcome:
         request["event_fd"] = write_fd
         try:
             proc = casa.start_casa(
-                RUNNER_CODE,
+                RUNNER_MODULE,
                 cwd=folder,
                 stdin=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -282,7 +277,7 @@ class _Lines:
         return [rest.decode("utf-8", errors="replace") + "\n"] if rest else []
 
 
-def _follow(proc: subprocess.Popen, f: Follower, events_fd: int) -> Outcome:
+def _follow(proc: subprocess.Popen, f: Follower, events_fd: int) -> RunOutcome:
     out_fd = proc.stdout.fileno()
     pipes = {out_fd: _Lines(), events_fd: _Lines()}
     step_timeout = f.run.effective_step_timeout()
@@ -322,22 +317,24 @@ def _follow(proc: subprocess.Popen, f: Follower, events_fd: int) -> Outcome:
             if not alive:
                 casa.kill_group(proc)
                 f.output.write(f"=== run {f.run.pk} was ended elsewhere while CASA ran: CASA stopped\n")
-                return Outcome(Run.Status.FAILED, "ended elsewhere while CASA ran", superseded=True)
+                return RunOutcome(Run.Status.FAILED, "ended elsewhere while CASA ran", superseded=True)
         if now >= next_cancel_check:
             next_cancel_check = now + POLL_SECONDS
             if Run.objects.filter(pk=f.run.pk, cancel_requested=True).exists():
                 casa.kill_group(proc)
-                return _finish_steps(f, Outcome(Run.Status.CANCELLED, "cancelled by the user"))
+                return _finish_steps(f, RunOutcome(Run.Status.CANCELLED, "cancelled by the user"))
         if f.current is not None and now > f.step_deadline:
             casa.kill_group(proc)
             return _finish_steps(
                 f,
-                Outcome(Run.Status.TIMED_OUT, f"step {f.current.number} exceeded its {step_timeout} s limit"),
+                RunOutcome(
+                    Run.Status.TIMED_OUT, f"step {f.current.number} exceeded its {step_timeout} s limit"
+                ),
             )
         if now > run_deadline:
             casa.kill_group(proc)
             return _finish_steps(
-                f, Outcome(Run.Status.TIMED_OUT, f"the run exceeded its {run_limit} s limit")
+                f, RunOutcome(Run.Status.TIMED_OUT, f"the run exceeded its {run_limit} s limit")
             )
     proc.wait()
     return _finish_steps(f, _exit_outcome(proc.returncode, f))
@@ -351,22 +348,22 @@ def _read(pipes: dict[int, "_Lines"], fd: int, handle) -> bool:
     return bool(data)
 
 
-def _exit_outcome(returncode: int, f: Follower) -> Outcome:
+def _exit_outcome(returncode: int, f: Follower) -> RunOutcome:
     if f.failed is not None:
         first = (f.failed.error.splitlines() or ["(no message)"])[0]
-        return Outcome(Run.Status.FAILED, f"step {f.failed.number} failed: {first}")
+        return RunOutcome(Run.Status.FAILED, f"step {f.failed.number} failed: {first}")
     killed_by = None if f.lingered else _signal_of(returncode)
     if killed_by is not None:
         name = signal.Signals(killed_by).name
         where = f"in step {f.current.number}" if f.current else "outside any step"
-        return Outcome(Run.Status.FAILED, f"CASA crashed {where}: killed by {name}", exit_signal=killed_by)
+        return RunOutcome(Run.Status.FAILED, f"CASA crashed {where}: killed by {name}", exit_signal=killed_by)
     if (returncode != 0 and not f.lingered) or not f.finished_cleanly or f.current is not None:
         tail = " | ".join(list(f.tail)[-3:])
-        return Outcome(Run.Status.FAILED, f"CASA exited with code {returncode} before finishing: {tail}")
+        return RunOutcome(Run.Status.FAILED, f"CASA exited with code {returncode} before finishing: {tail}")
     not_run = [n for n, s in f.steps.items() if s.status == RunStep.Status.PENDING]
     if not_run:
-        return Outcome(Run.Status.FAILED, f"CASA ended without running step(s) {not_run}")
-    return Outcome(Run.Status.SUCCEEDED)
+        return RunOutcome(Run.Status.FAILED, f"CASA ended without running step(s) {not_run}")
+    return RunOutcome(Run.Status.SUCCEEDED)
 
 
 def _signal_of(returncode: int) -> int | None:
@@ -488,7 +485,7 @@ def _warn(f: Follower, step: RunStep | None, message: str) -> None:
         RunStep.objects.filter(pk=step.pk).update(warnings=step.warnings)
 
 
-def _finish_steps(f: Follower, outcome: Outcome) -> Outcome:
+def _finish_steps(f: Follower, outcome: RunOutcome) -> RunOutcome:
     """Close the books on every step that did not end by itself."""
     if f.current is not None:
         f.current.status = {

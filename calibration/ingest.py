@@ -42,8 +42,8 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from assignments import datafiles
+from assignments.datafiles import eb_folder, inside_data_root
 from assignments.models import ExecutionBlock, user_may_ingest
-from assignments.services import eb_folder, inside_data_root
 from calibration import casa, rawdata, task_names
 from calibration.models import DataIngest, DataSummary
 from qa2portal.errors import DomainError
@@ -51,7 +51,7 @@ from qa2portal.errors import DomainError
 RAW = rawdata.RAW_FOLDER
 MS, ASDM, UVFITS, TAR = "ms", "asdm", "uvfits", "tar"
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")
-CHECK_CODE = "from calibration.incasa.check_data import main\nmain()\n"
+CHECK_MODULE = "calibration.incasa.check_data"
 CHECK_MARKER = "INGEST_CHECK"
 CHECK_TIMEOUT = 4 * 3600  # importasdm of a large ASDM
 PROGRESS_SECONDS = 0.5  # how often bytes_done is written while copying
@@ -706,7 +706,9 @@ class CasaCheck:
         self.scratch = staging / "scratch.ms"  # beside data/ and archive/, never one of them
         self.go_file.unlink(missing_ok=True)  # an order left from an earlier check is not this one's
         # The staging folder is the sandbox's run folder: the one place it can write.
-        self.proc = casa.start_casa(CHECK_CODE, cwd=staging, args=["--wait", str(self.go_file)], sandbox=True)
+        self.proc = casa.start_casa(
+            CHECK_MODULE, cwd=staging, args=["--wait", str(self.go_file)], sandbox=True
+        )
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.output = self.pool.submit(self.proc.communicate)
 

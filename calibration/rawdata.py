@@ -9,7 +9,7 @@ it, so removing the working MS never loses the data.
 from pathlib import PurePosixPath
 
 from assignments.models import ExecutionBlock
-from calibration.generator import RawData
+from calibration.standard_scripts import RawData
 
 RAW_FOLDER = "raw"
 

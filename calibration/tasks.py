@@ -26,14 +26,14 @@ def reap_stale_runs() -> list[int]:
 
 @shared_task(name=task_names.SCRIPT_GENERATE)
 def script_generate(generation_id: int) -> str:
-    from calibration.generation import script_generate as script_generate_service
+    from calibration.script_generation import script_generate as script_generate_service
 
     return script_generate_service(generation_id=generation_id).status
 
 
 @shared_task(name="calibration.tasks.reap_stale_generations")
 def reap_stale_generations() -> list[int]:
-    from calibration.generation import generations_reap_stale
+    from calibration.script_generation import generations_reap_stale
 
     return generations_reap_stale()
 

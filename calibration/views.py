@@ -27,7 +27,7 @@ from assignments.datafiles import (
 )
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import may_work_on, require_may_work_on
-from calibration import flagversions, generation, runs, scripts
+from calibration import flagversions, runs, script_generation, scripts
 from calibration.api.serializers import RunProgressSerializer
 from calibration.models import Product, Run, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data_is_separate
@@ -92,7 +92,7 @@ def _generation_to_show(eb: ExecutionBlock, versions: list[ScriptVersion]) -> Sc
 def eb_generate(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     require_may_work_on(request.user, eb.mous)
-    generation.script_generate_request(eb=eb, by=request.user)
+    script_generation.script_generate_request(eb=eb, by=request.user)
     messages.info(request, "Generating the standard script from the data on a worker...")
     return redirect("calibration-eb", pk=eb.pk)
 
@@ -449,7 +449,7 @@ def mous_scripts(request: HttpRequest, pk: int) -> HttpResponse:
 def mous_generate_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous, pk=pk)
     require_may_work_on(request.user, mous)
-    version = generation.imaging_script_create(mous=mous, by=request.user)
+    version = script_generation.imaging_script_create(mous=mous, by=request.user)
     messages.success(request, f"scriptForImaging.py v{version.number} generated.")
     return redirect("calibration-mous", pk=mous.pk)
 

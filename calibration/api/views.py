@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from assignments.auth import HashedTokenAuthentication
 from assignments.models import ExecutionBlock, Mous
 from assignments.permissions import NOT_YOURS, may_work_on
-from calibration import generation, runs, scripts
+from calibration import runs, script_generation, scripts
 from calibration.api import serializers as s
 from calibration.models import Product, Run, Script, ScriptVersion
 from qa2portal.api import id_param
@@ -79,7 +79,7 @@ class ScriptVersionViewSet(CalibrationApiMixin, viewsets.ReadOnlyModelViewSet):
             ExecutionBlock.objects.select_related("mous"), pk=data.validated_data["execution_block"]
         )
         self.require_may_work_on(eb.mous)
-        item = generation.script_generate_request(eb=eb, by=request.user)
+        item = script_generation.script_generate_request(eb=eb, by=request.user)
         return Response({"generation": item.pk, "status": item.status}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={201: s.ScriptVersionSerializer})

@@ -1,7 +1,7 @@
 """Check an EB's raw data before it is marked present (runs inside CASA): prints one JSON line.
 
-python -c "from calibration.incasa.check_data import main; main()" KIND PATH SCRATCH_MS
-python -c "from calibration.incasa.check_data import main; main()" --wait GO_FILE
+python -P -m calibration.incasa.check_data KIND PATH SCRATCH_MS
+python -P -m calibration.incasa.check_data --wait GO_FILE
 
 KIND is ms, asdm or uvfits. An ASDM is imported with importasdm (a UVFITS file with
 importuvfits) into SCRATCH_MS, a temporary MS in the ingest's staging folder: the raw data
@@ -173,3 +173,7 @@ def main() -> None:
     except Exception as exc:  # CASA says "cannot open" in many ways: report its first line
         answer = {"error": _first_line(exc)}
     print(MARKER + " " + json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()

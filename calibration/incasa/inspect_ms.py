@@ -1,6 +1,6 @@
 """Summarise an MS for the script generators (runs inside CASA): prints one JSON line.
 
-python -c "from calibration.incasa.inspect_ms import main; main()" <ms>
+python -P -m calibration.incasa.inspect_ms <ms>
 """
 
 import json
@@ -153,3 +153,7 @@ def _has(msmd, intent: str) -> bool:
 
 def main() -> None:
     print(SUMMARY_MARKER + " " + json.dumps(summarise(sys.argv[1])), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,17 @@
 """Run the chosen steps of an ALMA-style script inside one CASA interpreter.
 
-Started by calibration.casa (cwd = the run folder). The worker sends its request on stdin
-(main_from_stdin): the script's text, the spec, the fd of the event pipe and the run's
-nonce; stdin is then closed, so the script reads none of it again, and nothing of it is a
-file in the folder the script could change. The spec:
+Started by calibration.casa as `python -P -m calibration.incasa.runner` (cwd = the run
+folder). The worker sends its request on stdin (main_from_stdin): the script's text, the
+spec, the fd of the event pipe and the run's nonce; stdin is then closed, so the script
+reads none of it again, and nothing of it is a file in the folder the script could change.
+The spec:
     {"script": "<file name>", "steps": [[0, "Import of the ASDM"], ...], "casa_log": "<file>",
      "exclude": ["<files the worker writes>"], "diagnostics_dir": "<folder>"}
-A runner started by hand takes the path of a spec file instead (main; events on stdout).
+A runner started by hand takes the path of a spec file instead (`... runner --spec FILE`,
+main_from_spec_file; events on stdout).
+`-P` keeps the run folder off the import path while the runner imports its own code; the
+folder is added (last) just before the script runs, so the script can import helper
+modules that sit beside it, as at the CASA prompt.
 The script is compiled once and executed once per step with `mysteps = [N]` in one
 namespace, so variables survive between steps as at the CASA prompt. Each step reports
 start / end (with error and traceback) / products as events (calibration.incasa.events).
@@ -134,7 +139,18 @@ def severe_lines(log: Path, offset: int) -> tuple[list[str], int]:
     return lines[:20], offset
 
 
-def main(spec_path: str) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """No argument: the worker's request on stdin; `--spec FILE`: a spec file, by hand."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        return main_from_stdin()
+    if len(args) == 2 and args[0] == "--spec":
+        return main_from_spec_file(args[1])
+    print("usage: python -m calibration.incasa.runner [--spec SPEC.json]", file=sys.stderr)
+    return 2
+
+
+def main_from_spec_file(spec_path: str) -> int:
     """By hand: the spec is a file (excluded from the products), the script a file beside it."""
     spec = json.loads(Path(spec_path).read_text())
     spec["exclude"] = [*spec.get("exclude", []), Path(spec_path).name]
@@ -171,6 +187,9 @@ def run(spec: dict, script_text: str) -> int:
     before = products.snapshot(folder, exclude)
     log_offset = casa_log.stat().st_size if casa_log.exists() else 0
     emit("runner_start", casa=compat.casatools.version_string())
+    # The runner's own imports are done: from here on the script may import modules of its
+    # folder (appended, so they never stand in for ours or the standard library's).
+    sys.path.append(str(folder))
 
     for number, title in spec["steps"]:
         skipped.calls.clear()
@@ -218,4 +237,4 @@ def run(spec: dict, script_text: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

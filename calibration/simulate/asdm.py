@@ -1,6 +1,6 @@
 """ASDM round trip of a built EB (exportasdm -> importasdm): what survives. Runs INSIDE CASA:
 
-    python -c "from calibration.simulate.asdm import main; main()" MS WORKDIR
+    python -P -m calibration.simulate.asdm MS WORKDIR
 
 Prints `SIMASDM {json}`. Findings are written up in ASDM_ROUNDTRIP.md: the round trip does
 not give a usable EB, so the MS stays the EB's raw data.
@@ -85,3 +85,7 @@ def roundtrip(ms: str, workdir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     print("SIMASDM " + json.dumps(roundtrip(args[0], Path(args[1]).resolve())), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,8 +14,8 @@ from typing import Any
 from calibration import casa
 from calibration.simulate.spec import EbSpec, spec_hash, validate
 
-BUILD_CODE = "from calibration.simulate.builder import main; main()"
-NGC5921_CODE = "from calibration.simulate.ngc5921 import main; main()"
+BUILD_MODULE = "calibration.simulate.builder"
+NGC5921_MODULE = "calibration.simulate.ngc5921"
 DEFAULT_TIMEOUT_S = 3600.0
 
 
@@ -54,7 +54,7 @@ def build_eb(spec: EbSpec, outdir: Path, *, timeout: float = DEFAULT_TIMEOUT_S) 
     outdir.mkdir(parents=True, exist_ok=True)
     spec_file = outdir / "spec.json"
     spec_file.write_text(spec.to_json())
-    result = casa.run_casa(BUILD_CODE, cwd=outdir, timeout=timeout, args=[str(spec_file), str(outdir)])
+    result = casa.run_casa(BUILD_MODULE, cwd=outdir, timeout=timeout, args=[str(spec_file), str(outdir)])
     if not result.ok or not (outdir / "truth.json").exists():
         reason = "timed out" if result.timed_out else f"exit code {result.returncode}"
         raise BuildFailed(f"building {spec.ms_name} failed ({reason}):\n{casa.result_tail(result, 15)}")
@@ -65,7 +65,7 @@ def import_ngc5921(outdir: Path, ms_name: str = "ngc5921.ms", *, timeout: float 
     """importuvfits of casadata's demo/NGC5921.fits into `outdir` (with a truth.json of what
     the data are, for symmetry with the simulated EBs)."""
     outdir = Path(outdir).resolve()
-    result = casa.run_casa(NGC5921_CODE, cwd=outdir, timeout=timeout, args=[str(outdir), ms_name])
+    result = casa.run_casa(NGC5921_MODULE, cwd=outdir, timeout=timeout, args=[str(outdir), ms_name])
     if not result.ok or not (outdir / "truth.json").exists():
         raise BuildFailed(
             f"importing NGC5921 failed (exit code {result.returncode}):\n{casa.result_tail(result, 15)}"
@@ -130,29 +130,21 @@ def copy_ms(src: Path, dest_dir: Path, name: str | None = None) -> Path:
 
 # --- CASA-side checks, answered as JSON ------------------------------------------------------
 def casa_json(
-    code: str, marker: str, *, cwd: Path, args: list[str], timeout: float = 600.0
+    module: str, marker: str, *, cwd: Path, args: list[str], timeout: float = 600.0
 ) -> dict[str, Any]:
-    """Run `code` in CASA and return the JSON it printed after `marker`."""
+    """Run `module` in CASA and return the JSON it printed after `marker`."""
     try:
-        return casa.run_casa_json(code, marker, cwd=cwd, timeout=timeout, args=args)[0]
+        return casa.run_casa_json(module, marker, cwd=cwd, timeout=timeout, args=args)[0]
     except casa.CasaScriptFailed as exc:
         raise BuildFailed(str(exc)) from exc
 
 
-def verify_eb(ms: Path, truth_dir: Path, *, timeout: float = 900.0) -> dict[str, Any]:
-    """Calibrate `ms` (a writable copy: flags and caltables are written beside it) with real
-    CASA and report what it recovers, next to the truth in `truth_dir`."""
-    code = "from calibration.simulate.verify import main; main()"
-    return casa_json(code, "SIMVERIFY", cwd=Path(ms).parent, args=[str(ms), str(truth_dir)], timeout=timeout)
-
-
-def inspect_eb(ms: Path, *, timeout: float = 300.0) -> dict[str, Any]:
-    """Antennas, spws, intents and ALMA subtables of `ms` as CASA sees them (read only)."""
-    code = "from calibration.simulate.verify import main_inspect; main_inspect()"
-    return casa_json(code, "SIMINSPECT", cwd=Path(ms).parent, args=[str(ms)], timeout=timeout)
-
-
 def asdm_roundtrip(ms: Path, workdir: Path, *, timeout: float = 600.0) -> dict[str, Any]:
     """exportasdm -> importasdm of `ms` in `workdir`; what survives (see ASDM_ROUNDTRIP.md)."""
-    code = "from calibration.simulate.asdm import main; main()"
-    return casa_json(code, "SIMASDM", cwd=Path(workdir), args=[str(ms), str(workdir)], timeout=timeout)
+    return casa_json(
+        "calibration.simulate.asdm",
+        "SIMASDM",
+        cwd=Path(workdir),
+        args=[str(ms), str(workdir)],
+        timeout=timeout,
+    )

@@ -1,6 +1,6 @@
 """Build a simulated ALMA EB from an EbSpec. Runs INSIDE a CASA subprocess:
 
-    python -c "from calibration.simulate.builder import main; main()" spec.json OUTDIR
+    python -P -m calibration.simulate.builder spec.json OUTDIR
 
 started by calibration.simulate.build.build_eb through calibration.casa. Writes
 OUTDIR/<ms_name>, OUTDIR/truth.json and OUTDIR/truth.npz and prints one line
@@ -499,3 +499,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     truth = build(spec, Path(args[1]).resolve())
     print("SIMBUILD " + json.dumps({"ms": spec.ms_name, **truth["build"]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

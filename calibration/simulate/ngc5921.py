@@ -1,7 +1,7 @@
 """The one real interferometer data set shipped with CASA: VLA NGC5921 (casadata
 demo/NGC5921.fits). Runs INSIDE a CASA subprocess:
 
-    python -c "from calibration.simulate.ngc5921 import main; main()" OUTDIR [MS_NAME]
+    python -P -m calibration.simulate.ngc5921 OUTDIR [MS_NAME]
 
 importuvfits into OUTDIR/MS_NAME, then truth.json (what the data are, no injected faults)
 and the ALMA-step-layout calibration script beside it.
@@ -69,3 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     truth = import_fits(outdir, args[1] if len(args) > 1 else "ngc5921.ms")
     (outdir / "truth.json").write_text(json.dumps(truth, indent=1))
     print("SIMBUILD " + json.dumps(truth["build"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,15 +6,16 @@ from calibration import casa
 from tests.benchmarks.harness import median, report, timed
 
 REPEAT = 5
+PROBE = "tests.calibration.casa_probe"
 
 
 @pytest.mark.casa
 def test_casa_startup(tmp_path):
     def bare() -> None:
-        assert casa.run_casa("pass", cwd=tmp_path, timeout=60).ok
+        assert casa.run_casa(PROBE, cwd=tmp_path, timeout=60, args=["nothing"]).ok
 
     def with_casa() -> None:
-        result = casa.run_casa("import casatools, casatasks", cwd=tmp_path, timeout=120)
+        result = casa.run_casa(PROBE, cwd=tmp_path, timeout=120, args=["import-casa"])
         assert result.ok, result.stderr
 
     with_casa()  # warm the page cache so both sides are measured warm

@@ -83,7 +83,7 @@ def test_diagnostics(tmp_path):
     build = cached_eb(presets.alma_wide())
     work = tmp_path / "diag"
     casa_side, _ = casa.run_casa_json(
-        "from tests.benchmarks.diagnostics_casa import main; main()",
+        "tests.benchmarks.diagnostics_casa",
         MARKER,
         cwd=tmp_path,
         timeout=3600,

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from calibration import casa, engine, generation
+from calibration import casa, engine, script_generation
 from calibration.models import Run
 from calibration.scriptparse import parse_script
 from tests.benchmarks.harness import median, report
@@ -42,7 +42,7 @@ def bare_run(script_text: str, source_ms: Path, folder: Path) -> float:
     }
     (folder / "spec.json").write_text(json.dumps(spec))
     started = time.perf_counter()
-    result = casa.run_casa(engine.SPEC_FILE_RUNNER_CODE, cwd=folder, timeout=TIMEOUT, args=["spec.json"])
+    result = casa.run_casa(engine.RUNNER_MODULE, cwd=folder, timeout=TIMEOUT, args=["--spec", "spec.json"])
     elapsed = time.perf_counter() - started
     assert result.ok and '"runner_end"' in result.stdout, result.stdout[-2000:]
     return elapsed
@@ -66,8 +66,8 @@ def portal_run(client: Client, eb, version) -> tuple[float, Run]:
 @pytest.mark.django_db(transaction=True)
 def test_run_overhead(celery_worker_process, make_eb, small_eb, reducer, tmp_path, calibrator_catalogue):  # noqa: F811
     eb = make_eb(small_eb.ms)
-    summary = generation.data_summary_refresh(eb)
-    version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)
+    summary = script_generation.data_summary_refresh(eb)
+    version = script_generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)
     text = version.text()
     client = Client()
     client.force_login(reducer.user)

@@ -1,7 +1,7 @@
 """CASA side of bench_diagnostics (runs in a CASA subprocess): make ALMA-sized caltables from
 the alma-wide EB, then time our extraction and plotbandpass on the same tables.
 
-    python -c "from tests.benchmarks.diagnostics_casa import main; main()" <ms> <workdir>
+    python -P -m tests.benchmarks.diagnostics_casa <ms> <workdir>
 """
 
 import json
@@ -90,3 +90,7 @@ def main() -> None:
         ),
         flush=True,
     )
+
+
+if __name__ == "__main__":
+    main()

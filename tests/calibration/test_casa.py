@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 from calibration import casa
 
 pytestmark = pytest.mark.casa
+PROBE = "tests.calibration.casa_probe"  # what each test runs in CASA (by argument)
 
 
 def test_casa_check_command_reports_versions_and_data_path(settings, tmp_path, capsys):
@@ -39,7 +40,7 @@ def test_casa_check_fails_clearly_when_casa_is_broken(settings, tmp_path):
 def test_casa_subprocess_gets_a_minimal_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SECRET_KEY", "must-not-leak")
     monkeypatch.setenv("DATABASE_URL", "postgres://user:pw@host/db")
-    result = casa.run_casa("import os, json; print(json.dumps(dict(os.environ)))", cwd=tmp_path, timeout=60)
+    result = casa.run_casa(PROBE, cwd=tmp_path, timeout=60, args=["environ"])
     env = json.loads(result.stdout)
     assert "SECRET_KEY" not in env and "DATABASE_URL" not in env
     assert env["OMP_NUM_THREADS"] == "1"
@@ -47,14 +48,13 @@ def test_casa_subprocess_gets_a_minimal_environment(monkeypatch, tmp_path):
 
 
 def test_timeout_kills_the_process_group(tmp_path):
-    code = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
-    result = casa.run_casa(code, cwd=tmp_path, timeout=1.5)
+    result = casa.run_casa(PROBE, cwd=tmp_path, timeout=1.5, args=["sleep-with-child"])
     assert result.timed_out
     assert result.signal is not None
     assert not result.ok
 
 
 def test_importing_casa_leaves_no_log_in_cwd(tmp_path):
-    result = casa.run_casa("import casatools, casatasks", cwd=tmp_path, timeout=120)
+    result = casa.run_casa(PROBE, cwd=tmp_path, timeout=120, args=["import-casa"])
     assert result.ok, result.stderr
     assert list(tmp_path.glob("casa-*.log")) == []

@@ -9,14 +9,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from calibration import catalogue, generation
+from calibration import catalogue, script_generation
 from calibration import runs as calibration_runs
 from calibration.calibrators import CatalogueFlux, nearest, parse_csv, setjy_model
-from calibration.generator import RawData, calibration_script
 from calibration.models import CalibratorFlux, Run, RunStep
 from calibration.scriptparse import parse_script
 from calibration.simulate import presets
 from calibration.simulate.spec import EbSpec
+from calibration.standard_scripts import RawData, calibration_script
 from reports import qa, services
 from reports.thresholds import CANNOT_ASSESS
 from tests.factories import ExecutionBlockFactory, MousFactory, PersonFactory
@@ -375,14 +375,12 @@ def test_a_run_stops_at_the_setjy_of_an_unknown_flux_calibrator_with_the_reason(
 ):
     """NGC5921's flux calibrator renamed to a source nobody knows: the run fails at setjy."""
     eb = make_eb(ngc5921_ms)
-    summary = copy.deepcopy(generation.data_summary_refresh(eb))
+    summary = copy.deepcopy(script_generation.data_summary_refresh(eb))
     summary["fields"][0]["name"] = "J1234-5678"  # 1331+305 (Perley-Butler) otherwise
-    version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)
+    version = script_generation.calibration_script_create(eb=eb, summary=summary, by=reducer.user)
     setjy = _setjy_step(version.text())
 
-    run = calibration_runs.run_create(
-        version=version, steps=list(range(setjy.number + 1)), by=reducer.user
-    )
+    run = calibration_runs.run_create(version=version, steps=list(range(setjy.number + 1)), by=reducer.user)
     deadline = time.monotonic() + 180
     while not run.is_terminal:
         assert time.monotonic() < deadline, f"run {run.pk} stuck in {run.status}"

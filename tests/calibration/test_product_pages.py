@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from calibration import generation, runs
+from calibration import runs, script_generation
 from calibration.models import Run, ScriptGeneration
 from tests.calibration.conftest import alma_steps, script_version
 from tests.calibration.test_runs import wait_terminal
@@ -89,7 +89,7 @@ def test_a_failed_generation_clears_once_something_later_succeeds(
     broken.mkdir()
     (broken / "table.dat").write_bytes(b"not a casacore table")
     eb = make_eb(broken)
-    _wait_generation(generation.script_generate_request(eb=eb, by=reducer.user))
+    _wait_generation(script_generation.script_generate_request(eb=eb, by=reducer.user))
     client.force_login(reducer.user)
     url = f"/calibration/eb/{eb.pk}/"
 

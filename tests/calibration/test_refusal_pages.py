@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from assignments.models import InvalidTransition, StaleVersion, TransitionForbidden
 from assignments.services import ConflictOfInterest
-from calibration import generation, ingest, runs, scripts, uploads
+from calibration import ingest, runs, script_generation, scripts, uploads
 from calibration.models import Run, ScriptVersion
 from reports.artifacts import ArtifactUnavailable
 from reports.edits import EditFailed
@@ -25,7 +25,7 @@ def test_each_domain_error_carries_the_status_the_api_answered_before():
     assert ConflictOfInterest("co-I").status == 409
     assert TransitionForbidden("no").status == 403
     assert runs.RunRefused("busy").status == 409
-    assert generation.GenerationFailed("unreadable").status == 409
+    assert script_generation.GenerationFailed("unreadable").status == 409
     assert scripts.InvalidScript("not .py").status == 400
     assert scripts.ScriptTooLarge("big").status == 413
     assert ingest.IngestRefused("bad path").status == 400

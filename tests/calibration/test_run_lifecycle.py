@@ -299,7 +299,7 @@ def test_reapers_run_on_default_and_casa_jobs_on_the_casa_queue(settings):
 
 # --- script generation: the same heartbeat and reaper ------------------------------------
 def test_the_reaper_fails_a_generation_whose_worker_went_away_and_a_late_worker_keeps_it_failed(db):
-    from calibration import generation
+    from calibration import script_generation
     from calibration.models import ScriptGeneration
     from tests.factories import ExecutionBlockFactory
 
@@ -310,14 +310,14 @@ def test_the_reaper_fails_a_generation_whose_worker_went_away_and_a_late_worker_
     alive = ScriptGeneration.objects.create(execution_block=eb, status=G.RUNNING, heartbeat_at=timezone.now())
     queued = ScriptGeneration.objects.create(execution_block=eb)
 
-    assert generation.generations_reap_stale() == [lost.pk]
+    assert script_generation.generations_reap_stale() == [lost.pk]
 
     lost.refresh_from_db()
     assert lost.status == G.FAILED and lost.error.startswith("worker lost")
     assert ScriptGeneration.objects.get(pk=alive.pk).status == G.RUNNING
     assert ScriptGeneration.objects.get(pk=queued.pk).status == G.QUEUED
     # The late worker: neither its DONE nor a new run of the task changes the reaper's answer.
-    assert generation._generation_finish(lost, G.DONE) is False
-    assert generation.script_generate(generation_id=lost.pk).status == G.FAILED
+    assert script_generation._generation_finish(lost, G.DONE) is False
+    assert script_generation.script_generate(generation_id=lost.pk).status == G.FAILED
     lost.refresh_from_db()
     assert lost.status == G.FAILED and lost.version is None

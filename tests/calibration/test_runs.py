@@ -47,11 +47,11 @@ def processes_in(folder: Path) -> list[int]:
 def test_ngc5921_standard_script_is_generated_and_runs_end_to_end(
     celery_worker_process, make_eb, ngc5921_ms, reducer
 ):
-    from calibration import generation
+    from calibration import script_generation
     from calibration.models import ScriptGeneration
 
     eb = make_eb(ngc5921_ms)
-    request = generation.script_generate_request(eb=eb, by=reducer.user)
+    request = script_generation.script_generate_request(eb=eb, by=reducer.user)
     deadline = time.monotonic() + 120
     while ScriptGeneration.objects.get(pk=request.pk).status not in ("DONE", "FAILED"):
         assert time.monotonic() < deadline, "generation did not finish"
@@ -265,3 +265,28 @@ def test_kill_9_of_the_pool_child_redelivers_and_the_run_completes(
 
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert run.attempts == 2
+
+
+def test_the_script_imports_modules_of_its_folder_which_never_stand_in_for_ours(
+    celery_worker_process, make_eb, ngc5921_ms, reducer
+):
+    eb = make_eb(ngc5921_ms)
+    # A helper module beside the script imports as at the CASA prompt; a module named like
+    # one CASA's interpreter imports before the script runs is ignored by the next run.
+    plant = (
+        "open('reducer_helper.py', 'w').write('VALUE = 42\\n')\n"
+        "open('casatasks.py', 'w').write('raise SystemExit(\"planted casatasks imported\")\\n')"
+    )
+    use = "import reducer_helper\nopen('helper.txt', 'w').write(str(reducer_helper.VALUE))"
+    first = wait_terminal(
+        runs.run_create(version=script_version(eb, alma_steps(plant, use)), steps=[], by=reducer.user)
+    )
+
+    assert first.status == Run.Status.SUCCEEDED, first.error
+    assert (Path(first.folder) / "helper.txt").read_text() == "42"
+    assert (Path(first.folder) / "casatasks.py").exists()
+    second = wait_terminal(
+        runs.run_create(version=script_version(eb, alma_steps(use)), steps=[], by=reducer.user)
+    )
+    assert second.folder == first.folder
+    assert second.status == Run.Status.SUCCEEDED, second.error

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from calibration.generator import RawData, calibration_script
 from calibration.scriptparse import convert_python2, normalise_source, parse_script
+from calibration.standard_scripts import RawData, calibration_script
 
 SCRIPTS = Path(__file__).parent / "scripts"
 # A copy of the casa-lab script (shared/reference/casa-lab): tests read nothing outside the repository.

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import mous_assign
-from calibration import generation, runs
+from calibration import runs, script_generation
 from calibration.models import Run, Script
 from reports.models import Finding
 
@@ -155,8 +155,8 @@ def test_the_second_demo_alma_eb_generates_and_runs_end_to_end(demo, reducer_of_
     """The other night of the demo MOUS (dead DV10, quack, narrow spw, hot DV03) also runs every
     step of its generated script from its raw MS; the dead antenna is not the reference."""
     eb = ExecutionBlock.objects.get(uid="uid://A002/Xsim01/X2")
-    summary = generation.data_summary_refresh(eb)
-    version = generation.calibration_script_create(eb=eb, summary=summary, by=reducer_of_demo)
+    summary = script_generation.data_summary_refresh(eb)
+    version = script_generation.calibration_script_create(eb=eb, summary=summary, by=reducer_of_demo)
     assert "reference antenna = DV10" not in version.text()
     run = succeeded(runs.run_from_scratch(version=version, by=reducer_of_demo))
     assert run.findings.filter(antenna="DV03", code="tsys_high").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from calibration import generation, runs
+from calibration import runs, script_generation
 from calibration.models import Run, ScriptVersion
 from reports.models import Finding, Topic
 from reports.services import edit_checks, topic_scores
@@ -38,8 +38,8 @@ def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_sc
 ):
     truth = small_eb.truth
     eb = make_eb(small_eb.ms)
-    version = generation.calibration_script_create(
-        eb=eb, summary=generation.data_summary_refresh(eb), by=reducer.user
+    version = script_generation.calibration_script_create(
+        eb=eb, summary=script_generation.data_summary_refresh(eb), by=reducer.user
     )
     first = run_to_end(version, [], reducer.user)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from calibration.simulate import presets
-from calibration.simulate.build import EbBuild, cached_build, copy_ms, inspect_eb
+from calibration.simulate.build import EbBuild, cached_build, copy_ms
 from calibration.simulate.layout import INTENTS
+from tests.calibration.simulate.casa_checks import inspect_eb
 
 pytestmark = pytest.mark.casa
 

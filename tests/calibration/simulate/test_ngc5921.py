@@ -29,12 +29,8 @@ def test_ngc5921_script_has_alma_steps_and_compiles(ngc5921_eb):
 
 def test_ngc5921_as_casa_lists_it(ngc5921_ms):
     # Not inspect_eb: NGC5921 has no SYSCAL and an ordinary POINTING table, unlike ALMA data.
-    code = (
-        "import json, sys, casatools\n"
-        "m = casatools.msmetadata(); m.open(sys.argv[1])\n"
-        "print('NGCINFO ' + json.dumps({'antennas': list(m.antennanames()),"
-        " 'spw_nchan': [int(m.nchan(i)) for i in range(m.nspw())]}))\n"
+    info = casa_json(
+        "tests.calibration.simulate.ngc5921_info", "NGCINFO", cwd=ngc5921_ms.parent, args=[str(ngc5921_ms)]
     )
-    info = casa_json(code, "NGCINFO", cwd=ngc5921_ms.parent, args=[str(ngc5921_ms)])
     assert info["spw_nchan"] == [63]
     assert len(info["antennas"]) >= 27

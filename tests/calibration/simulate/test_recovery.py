@@ -3,7 +3,8 @@ on a private copy; the assertions read its JSON answer)."""
 
 import pytest
 
-from calibration.simulate.build import copy_ms, verify_eb
+from calibration.simulate.build import copy_ms
+from tests.calibration.simulate.casa_checks import verify_eb
 
 pytestmark = pytest.mark.casa
 

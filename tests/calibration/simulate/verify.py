@@ -1,9 +1,12 @@
 """Does real CASA recover the injected truth? Runs INSIDE a CASA subprocess, on a private
 copy of a built EB (it writes caltables and flags):
 
-    python -c "from calibration.simulate.verify import main; main()" MS TRUTH_DIR
+    python -P -m tests.calibration.simulate.verify verify MS TRUTH_DIR
+    python -P -m tests.calibration.simulate.verify inspect MS
 
-Prints one line `SIMVERIFY {json}` with what CASA measured, next to what truth.json says;
+(started by tests.calibration.simulate.casa_checks; test-only: it checks the simulator).
+
+`verify` prints one line `SIMVERIFY {json}` with what CASA measured, next to what truth.json says;
 the tests assert on it. The chain is the standard ALMA one, cut to what each check needs:
 gencal tsys, wvrgcal, a-priori flags, setjy, phase-up + bandpass, gains, fluxscale.
 """
@@ -368,7 +371,17 @@ def verify(ms: str, truth_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`verify MS TRUTH_DIR` or `inspect MS`."""
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["verify"]:
+        main_verify(args[1:])
+    elif args[:1] == ["inspect"]:
+        main_inspect(args[1:])
+    else:
+        raise SystemExit("usage: verify MS TRUTH_DIR | inspect MS")
+
+
+def main_verify(args: list[str]) -> None:
     result = verify(args[0], Path(args[1]))
     print("SIMVERIFY " + json.dumps(result), flush=True)
 
@@ -410,6 +423,9 @@ def inspect_ms(ms: str) -> dict[str, Any]:
     return out
 
 
-def main_inspect(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
+def main_inspect(args: list[str]) -> None:
     print("SIMINSPECT " + json.dumps(inspect_ms(args[0])), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,6 @@
-"""Generate the standard scripts: inspect the data in CASA (worker side), then write the script."""
+"""Generate an EB's (or MOUS's) standard script, as a service: inspect the data in CASA
+(worker side, calibration.incasa.inspect_ms), then write the text (calibration.standard_scripts)
+and store it as a script version."""
 
 import concurrent.futures
 from functools import partial
@@ -9,16 +11,16 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, Mous
-from assignments.services import eb_folder
-from calibration import casa, catalogue, generator, task_names
+from calibration import casa, catalogue, standard_scripts, task_names
 from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
 from calibration.rawdata import raw_data
-from calibration.services import script_get_or_create, script_version_create
+from calibration.scripts import script_get_or_create, script_version_create
 from qa2portal.errors import Conflict
 
-INSPECT_CODE = "from calibration.incasa.inspect_ms import main\nmain()\n"
+INSPECT_MODULE = "calibration.incasa.inspect_ms"
 INSPECT_TIMEOUT = 1800
 
 
@@ -55,7 +57,7 @@ def data_summary_refresh(eb: ExecutionBlock) -> dict:
         )
     try:
         summary, _ = casa.run_casa_json(
-            INSPECT_CODE, SUMMARY_MARKER, cwd=eb_folder(eb), timeout=INSPECT_TIMEOUT, args=[str(ms)]
+            INSPECT_MODULE, SUMMARY_MARKER, cwd=eb_folder(eb), timeout=INSPECT_TIMEOUT, args=[str(ms)]
         )
     except casa.CasaScriptFailed as exc:
         raise GenerationFailed(f"reading {ms.name} failed: {exc}") from exc
@@ -156,10 +158,10 @@ def generations_reap_stale(*, stale_after: int | None = None) -> list[int]:
 
 
 def calibration_script_create(*, eb: ExecutionBlock, summary: dict, by) -> ScriptVersion:
-    text = generator.calibration_script(
+    text = standard_scripts.calibration_script(
         summary, ms=eb.ms_name, raw=raw_data(eb), catalogue=catalogue.for_data(summary)
     )
-    refant, _ = generator.reference_antenna(summary)
+    refant, _ = standard_scripts.reference_antenna(summary)
     script = script_get_or_create(kind=Script.Kind.CALIBRATION, mous=eb.mous, eb=eb)
     return script_version_create(
         script=script,
@@ -177,7 +179,7 @@ def imaging_script_create(*, mous: Mous, by) -> ScriptVersion:
     if not summaries:
         raise GenerationFailed(f"{mous.uid}: generate the calibration scripts first (their data summaries)")
     vislist = [f"../{eb.folder_name}/{eb.ms_name}.split.cal" for eb in ebs if hasattr(eb, "data_summary")]
-    text = generator.imaging_script(summaries, vislist=vislist, line_goal=mous.goal == Mous.Goal.LINE)
+    text = standard_scripts.imaging_script(summaries, vislist=vislist, line_goal=mous.goal == Mous.Goal.LINE)
     script = script_get_or_create(kind=Script.Kind.IMAGING, mous=mous)
     return script_version_create(
         script=script,
