@@ -542,8 +542,11 @@ def after_step(
         viscal = str(product["viscal"])
         table = str(folder / rel)
         try:
-            spw_map = ms_spw_map(folder, vis_of.get(rel))
-            table_of = {"vis": vis_of.get(rel), "ms_spw": spw_map}
+            table_of: dict = {"vis": vis_of.get(rel), "ms_spw": {}}
+            try:
+                table_of["ms_spw"] = ms_spw_map(folder, vis_of.get(rel))
+            except Exception as exc:  # the MS's ids are a help for the reader, not a requirement
+                table_of["spw_note"] = f"spw ids are the table's own: {type(exc).__name__}: {exc}"
             if rel in wvr_tables:
                 kw, report = wvr_tables[rel]
                 spws = [int(s) for s in (kw.get("spw") or [])]
@@ -585,7 +588,10 @@ def after_step(
                 chans = _chan_freqs(str(folder / str(kw["vis"])))
                 freqs = {s: float(np.mean(f)) for s, f in chans.items()}
                 summary = flux(result, str(kw.get("reference", "")), freqs, _bandwidths_mhz(chans))
-                summary["ms_spw"] = ms_spw_map(folder, str(kw["vis"]))
+                try:
+                    summary["ms_spw"] = ms_spw_map(folder, str(kw["vis"]))
+                except Exception as exc:
+                    summary["spw_note"] = f"spw ids are the table's own: {type(exc).__name__}: {exc}"
                 items.append(
                     {
                         "topic": "flux",
@@ -643,8 +649,10 @@ def ms_spw_map(folder: Path, vis: str | None) -> dict[str, int]:
     if not vis or ".ms" not in vis:
         return {}
     parent = vis[: vis.index(".ms") + 3]
-    if parent == vis or not (folder / parent).exists() or not (folder / vis).exists():
+    if parent == vis:
         return {}
+    if not (folder / parent).exists() or not (folder / vis).exists():
+        raise FileNotFoundError(f"{parent} or {vis} is not in {folder}")
     ranges = {i: (float(f.min()), float(f.max())) for i, f in _chan_freqs(str(folder / parent)).items()}
     out = {}
     for spw, freqs in _chan_freqs(str(folder / vis)).items():

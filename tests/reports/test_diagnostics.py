@@ -64,6 +64,8 @@ def test_findings_match_the_injected_faults_and_the_wvrflag_edit_improves_the_sc
         "the MS's spw, the split's beside",
         notch.diagnostic.name,
         notch.diagnostic.summary.get("ms_spw"),
+        notch.diagnostic.summary.get("spw_note"),
+        notch.diagnostic.summary.get("vis"),
     )
     assert f"spw {defect['spw']} (split {split_spw})" in notch.message
     first_chan, last_chan = defect["notch_channels"]
