@@ -8,6 +8,7 @@ Thresholds: reports/thresholds.py.
 """
 
 import math
+from typing import TypeGuard
 
 from reports.findings import ScriptContext, finding, linear
 from reports.spws import spw_label
@@ -25,12 +26,13 @@ from reports.thresholds import (
     CAL_PHASE_FREQ_RMS_DEG,
     CAL_PHASE_TIME_BAD_DEG,
     CAL_PHASE_TIME_RMS_DEG,
+    CAL_SCAN_START_RATIO,
     CAL_UV_RATIO_BAD,
     CAL_UV_RATIO_OFF,
 )
 
 
-def _ok(value: object) -> bool:
+def _ok(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
@@ -52,12 +54,31 @@ def _flag_edit(context: ScriptContext, vis: str, selection: dict[str, str], reas
     }
 
 
+def _quack_edit(context: ScriptContext, vis: str, seconds: float) -> dict | None:
+    step = context.step_titled("initial flagging")
+    if step is None:
+        return None
+    return {
+        "step": step,
+        "append": [
+            f"flagdata(vis = '{vis}', mode = 'quack', quackinterval = {seconds}, quackmode = 'beg', "
+            "flagbackup = False)"
+        ],
+        "description": f"quack {seconds} s at the start of every scan in step {step}",
+    }
+
+
 def calibrated(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     out: list[dict] = []
     split = name.removesuffix(".cal")  # the MS the calibration steps run on
     for field, per_spw in summary.get("per_field", {}).items():
         for spw, m in per_spw.items():
             out += _field_spw(summary, field, spw, m, split, context)
+    # One quack edit covers every field and spw: keep the worst scan-start finding only.
+    starts = sorted((f for f in out if f["code"] == "calibrated_scan_start"), key=lambda f: f["value"])
+    if len(starts) > 1:
+        starts[0]["message"] += f" (seen in {len(starts)} field/spw pairs)"
+        out = [f for f in out if f["code"] != "calibrated_scan_start" or f is starts[0]]
     if not out:
         fields = ", ".join(summary.get("fields", [])) or "no calibrator"
         out.append(
@@ -157,6 +178,23 @@ def _field_spw(
             )
         )
     level = m.get("amp_time_rms_frac")
+    start = m.get("scan_start_ratio")
+    if _ok(start) and start < CAL_SCAN_START_RATIO:
+        seconds = m.get("integration_s")
+        interval = round(seconds, 3) if _ok(seconds) else 6.048
+        out.append(
+            finding(
+                "calibrated_scan_start",
+                _score(1 - start, 1 - CAL_SCAN_START_RATIO, 0.5),
+                f"{label}: the first integration of each scan is at {start:.0%} of the rest of its scan "
+                f"(limit {CAL_SCAN_START_RATIO:.0%}): quack {interval} s at the start of every scan.",
+                metric="first integration / scan median amp",
+                value=start,
+                edit=_quack_edit(context, split, interval),
+                **where,
+            )
+        )
+        level = m.get("amp_time_rms_frac_rest", level)  # the rest judged on its own
     if _ok(level) and level > CAL_AMP_TIME_RMS:
         out.append(
             finding(

@@ -110,3 +110,7 @@ CAL_UV_RATIO_BAD = 0.25
 # Our choice: more than half of a calibrator's data flagged in the calibrated split leaves its
 # plots (and the solutions behind them) on too little data.
 CAL_FLAGGED_HIGH = 0.5
+# Our choice: the first integration of each scan at < 90% of the rest of its scan (median over
+# scans) is a scan-start dip (antennas still settling): quack one integration. 10% is the
+# amplitude-vs-time limit above; the dip is scored separately because its fix is known.
+CAL_SCAN_START_RATIO = 0.9

@@ -16,7 +16,7 @@ import numpy as np
 from reports.thresholds import CAL_AMP_DEV_LIMIT
 
 CAL_INTENTS = ("CALIBRATE_BANDPASS", "CALIBRATE_PHASE", "CALIBRATE_FLUX", "CALIBRATE_AMPLI")
-UV_BINS = 40
+UV_BINS = 40  # at most; equal-population bins in uv distance
 CHUNK_BYTES = 64 * 2**20  # per read, in complex + flag + weight values held at once
 MAX_VALUES = 200_000_000  # visibilities (pol x chan x row) read per field and spw at most
 C_M_S = 299792458.0
@@ -87,6 +87,7 @@ class _Accumulator:
         self.ant_time_w = np.zeros(nant * nt)
         self.uv = np.zeros(nb, complex)
         self.uv_w = np.zeros(nb)
+        self.uv_x = np.zeros(nb)  # weighted sum of uv distance: the bin's mean position
         self.flagged = 0
         self.total = 0
 
@@ -113,6 +114,18 @@ class _Accumulator:
         b = np.clip(np.searchsorted(self.uv_edges, uvdist, side="right") - 1, 0, len(self.uv_edges) - 2)
         self.uv += _bincount_c(b, row, len(self.uv))
         self.uv_w += np.bincount(b, row_w, len(self.uv))
+        self.uv_x += np.bincount(b, row_w * uvdist, len(self.uv))
+
+
+def uv_edges(uvdist: np.ndarray, nbaselines: int) -> np.ndarray:
+    """Bin edges holding about the same number of rows each (no empty bin on a sparse array):
+    UV_BINS bins, fewer when there are fewer than 2 baselines per bin."""
+    n = max(1, min(UV_BINS, nbaselines // 2))
+    edges = np.unique(np.quantile(uvdist, np.linspace(0.0, 1.0, n + 1))) if len(uvdist) else np.array([0.0])
+    if len(edges) < 2:
+        edges = np.array([edges[0], edges[0] + 1.0])
+    edges[-1] = np.nextafter(edges[-1], np.inf)
+    return edges
 
 
 def _bincount_c(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -185,10 +198,7 @@ def _read(
             a1 = sub.getcol("ANTENNA1", 0, -1, stride)
             a2 = sub.getcol("ANTENNA2", 0, -1, stride)
             uvdist = np.hypot(uvw[0], uvw[1])
-            top = float(uvdist.max()) if len(uvdist) else 1.0
-            acc = _Accumulator(
-                nchan, np.unique(time), nant, np.linspace(0.0, top * 1.000001 or 1.0, UV_BINS + 1)
-            )
+            acc = _Accumulator(nchan, np.unique(time), nant, uv_edges(uvdist, len(np.unique(a1 * nant + a2))))
             per_row = npol * nchan * 21  # complex64 data + product, bool flag, float32 weight
             chunk = max(1, CHUNK_BYTES // per_row)  # rows of the strided selection per read
             nsel = len(time)
@@ -229,7 +239,32 @@ def _scans(ms: str, field: int, times: np.ndarray) -> np.ndarray:
     return s[order][index]
 
 
-def _metrics(acc: _Accumulator, nchan: int, freq_hz: np.ndarray, names: list[str]) -> tuple[dict, dict]:
+def _scan_starts(tamp: np.ndarray, times: np.ndarray, scans: np.ndarray) -> dict[str, float]:
+    """The first integration of each scan against the rest of its scan (a scan-start dip that
+    quacking removes), and the amplitude rms vs time without those first integrations."""
+    ratios, first = [], np.zeros(len(times), bool)
+    for scan in np.unique(scans):
+        index = np.where(scans == scan)[0]
+        if len(index) < 3:
+            continue
+        first[index[0]] = True
+        rest = tamp[index[1:]]
+        if np.isfinite(tamp[index[0]]) and np.isfinite(rest).any():
+            ratios.append(float(tamp[index[0]] / np.nanmedian(rest)))
+    out: dict[str, float] = {}
+    if ratios:
+        out["scan_start_ratio"] = float(np.median(ratios))
+        steps = np.diff(times)
+        out["integration_s"] = float(np.median(steps[steps > 0])) if (steps > 0).any() else math.nan
+        rest = tamp[~first]
+        if np.isfinite(rest).sum() >= 2:
+            out["amp_time_rms_frac_rest"] = float(np.nanstd(rest) / np.nanmean(rest))
+    return out
+
+
+def _metrics(
+    acc: _Accumulator, nchan: int, freq_hz: np.ndarray, names: list[str], scans: np.ndarray | None = None
+) -> tuple[dict, dict]:
     spec = _mean(acc.spec, acc.spec_w)
     amp, phase = np.abs(spec), np.angle(spec)
     level = float(np.nanmedian(amp)) if np.isfinite(amp).any() else math.nan
@@ -269,6 +304,8 @@ def _metrics(acc: _Accumulator, nchan: int, freq_hz: np.ndarray, names: list[str
     m["phase_time_rms_deg"] = _circular_rms_deg(tz)
     if np.isfinite(tamp).sum() >= 2:
         m["amp_time_rms_frac"] = float(np.nanstd(tamp) / np.nanmean(tamp))
+    if scans is not None:
+        m.update(_scan_starts(tamp, acc.times, scans))
     uz = _mean(acc.uv, acc.uv_w)
     uamp = np.abs(uz)
     filled = np.where(np.isfinite(uamp))[0]
@@ -332,16 +369,18 @@ def calibrated(ms: str) -> tuple[dict, dict[str, np.ndarray]]:
                 continue
             acc, stride = read
             strides.append(stride)
-            metrics, spw_arrays = _metrics(acc, nchan, freqs[spw], names)
+            scans = _scans(ms, field, acc.times)
+            metrics, spw_arrays = _metrics(acc, nchan, freqs[spw], names, scans)
             if fname not in per_field:
                 fields.append(fname)
                 per_field[fname] = {}
             per_field[fname][str(spw)] = metrics
             nu = float(np.mean(freqs[spw]))
-            centres = (acc.uv_edges[:-1] + acc.uv_edges[1:]) / 2
+            with np.errstate(all="ignore"):
+                centres = np.where(acc.uv_w > 0, acc.uv_x / np.maximum(acc.uv_w, 1e-30), np.nan)
             arrays[f"freq_ghz_{spw}"] = freqs[spw] / 1e9
             arrays[f"f{fi}_time_{spw}"] = acc.times - acc.times.min()
-            arrays[f"f{fi}_scan_{spw}"] = _scans(ms, field, acc.times)
+            arrays[f"f{fi}_scan_{spw}"] = scans
             arrays[f"f{fi}_uv_klambda_{spw}"] = centres * nu / C_M_S / 1e3
             for key, value in spw_arrays.items():
                 arrays[f"f{fi}_{key}_{spw}"] = value

@@ -8,7 +8,7 @@ import pytest
 
 from reports.calibrated import calibrated
 from reports.findings import ScriptContext
-from reports.incasa.visibilities import _Accumulator, _metrics
+from reports.incasa.visibilities import _Accumulator, _metrics, uv_edges
 from reports.qa import assess
 from reports.thresholds import OPEN_SCORE
 
@@ -30,6 +30,7 @@ def visibilities(
     ripple: tuple[int, int, float] | None = None,
     uv_slope: float = 0.0,
     noisy_antenna: int | None = None,
+    quack: float = 1.0,
     seed: int = 1,
 ) -> tuple[dict, dict]:
     """A 1 Jy point source seen by 8 antennas, calibrated, with one chosen defect; returns
@@ -53,13 +54,15 @@ def visibilities(
         antenna_phase[noisy_antenna] = rng.normal(0, np.radians(40), ntime)
     t = np.searchsorted(times, time)
     gains = np.exp(1j * (antenna_phase[a1, t] - antenna_phase[a2, t]))
-    model = amp_uv * gains
+    scans = 1 + np.arange(ntime) // 5  # scans of 5 integrations
+    start = np.r_[True, scans[1:] != scans[:-1]]
+    model = amp_uv * gains * np.where(start[t], quack, 1.0)
     data = spectrum[None, :, None] * model[None, None, :] * np.ones((2, 1, 1))
     data = data + 0.02 * (rng.normal(size=data.shape) + 1j * rng.normal(size=data.shape))
     flag = np.zeros(data.shape, bool)
     flag[:, :2, :] = flag[:, -2:, :] = True  # edge channels, as the generated script flags them
     weight = np.ones((2, len(time)), np.float32)
-    acc = _Accumulator(nchan, times, len(ANTENNAS), np.linspace(0, 150.0 * 1.000001, 41))
+    acc = _Accumulator(nchan, times, len(ANTENNAS), uv_edges(uvdist, len(pairs)))
     for lo in range(0, len(time), 100):  # in chunks, as the CASA side reads
         hi = lo + 100
         acc.add(
@@ -71,7 +74,7 @@ def visibilities(
             a2[lo:hi],
             uvdist[lo:hi],
         )
-    return _metrics(acc, nchan, freq, ANTENNAS)
+    return _metrics(acc, nchan, freq, ANTENNAS, scans)
 
 
 def summary_of(metrics: dict, field: str = "J1733-1304", spw: str = "1") -> dict:
@@ -138,6 +141,22 @@ def test_amplitude_falling_with_uv_distance_is_a_uv_finding():
     assert "decorrelation" in uv["message"] and uv["edit"] is None
 
 
+def test_a_dip_at_every_scan_start_is_one_quack_finding():
+    metrics, _ = visibilities(quack=0.5)
+    summary = summary_of(metrics)
+    summary["per_field"]["J1924-2914"] = {"1": metrics}
+    found = calibrated(NAME, summary, CONTEXT)
+
+    [start] = found
+    assert start["code"] == "calibrated_scan_start" and start["value"] == pytest.approx(0.5, abs=0.02)
+    assert "seen in 2 field/spw pairs" in start["message"]
+    assert start["edit"]["append"] == [
+        "flagdata(vis = 'uid___A002_Xsim_X1.ms.split', mode = 'quack', quackinterval = 6.048, "
+        "quackmode = 'beg', flagbackup = False)"
+    ]
+    assert metrics["amp_time_rms_frac"] > 0.1 > metrics["amp_time_rms_frac_rest"], "the rest is flat"
+
+
 def test_one_antenna_with_noisy_phases_is_named_with_a_flag_edit():
     metrics, _ = visibilities(noisy_antenna=3)
     found = calibrated(NAME, summary_of(metrics), CONTEXT)
@@ -176,3 +195,77 @@ def test_a_ripple_within_the_noise_of_a_weak_calibrator_is_not_a_finding():
 def test_nothing_to_assess_says_so():
     [f] = assess("calibrated", NAME, {"cannot_assess": "no calibrator data"}, CONTEXT)
     assert f["code"] == "cannot_assess" and "no calibrator data" in f["message"]
+
+
+@pytest.mark.worker
+@pytest.mark.casa
+@pytest.mark.django_db(transaction=True)
+def test_the_standard_script_leaves_the_calibrators_flat_and_the_page_plots_them(
+    page, live_server, login, celery_worker_process, make_eb, small_eb, reducer
+):
+    from calibration import generation
+    from reports import artifacts
+    from reports.models import Topic
+    from reports.services import topic_scores
+    from tests.reports.test_diagnostics import fault, run_to_end
+
+    eb = make_eb(small_eb.ms)
+    version = generation.calibration_script_create(
+        eb=eb, summary=generation.data_summary_refresh(eb), by=reducer.user
+    )
+    run = run_to_end(version, [], reducer.user)
+
+    [diagnostic] = run.diagnostics.filter(topic=Topic.CALIBRATED)
+    assert diagnostic.step is not None and diagnostic.step.title == "Split out corrected column"
+    assert diagnostic.name.endswith(".ms.split.cal")
+    summary = diagnostic.summary
+    assert "cannot_assess" not in summary, summary
+    calibrators = {name for name, f in small_eb.truth["fields"].items() if f["role"] != "target"}
+    assert set(summary["fields"]) == calibrators
+    arrays = artifacts.load(diagnostic)
+    for index, field in enumerate(summary["fields"]):
+        for spw in summary["spws"]:
+            m = summary["per_field"][field][str(spw)]
+            assert m["amp_mean"] > 0.5, (field, spw, m)
+            for name in ("amp_freq", "phase_freq", "amp_time", "phase_time", "amp_uv", "uv_klambda"):
+                values = arrays[f"f{index}_{name}_{spw}"]
+                assert np.isfinite(values).mean() > 0.8, (field, spw, name)
+    # Flat in frequency and uv distance everywhere. Not flat in time where the truth says so:
+    # the first integration of every scan at half amplitude (the quack fault), and DV07's
+    # broken WVR on the phase calibrator, which is calibrated with per-scan phases (phase_inf),
+    # so WVR noise inside a scan stays (the bandpass calibrator's per-integration phases hide it).
+    truth = small_eb.truth
+    quack, bad_wvr = fault(truth, "quack"), fault(truth, "bad_wvr")
+    phase_cal = next(name for name, f in truth["fields"].items() if f["role"] == "phase")
+    by_code: dict[str, list] = {}
+    for f in run.findings.filter(topic=Topic.CALIBRATED):
+        by_code.setdefault(f.code, []).append(f)
+    [start] = by_code.pop("calibrated_scan_start")
+    assert start.value == pytest.approx(quack["factor"], abs=0.05)
+    assert "mode = 'quack', quackinterval = 6.048" in start.edit["append"][0]
+    noisy = by_code.pop("calibrated_phase_time_antenna")
+    assert {(f.antenna, f.field) for f in noisy} == {(bad_wvr["antenna"], phase_cal)}
+    assert by_code == {}, {code: [f.message for f in fs] for code, fs in by_code.items()}
+    for spw in summary["spws"]:
+        m = summary["per_field"][phase_cal][str(spw)]
+        assert m["amp_time_rms_frac_rest"] < 0.1 and abs(m["uv_ratio"] - 1) < 0.05
+    score = topic_scores(run)["calibrated"]
+    assert score is not None and 0 < score <= OPEN_SCORE
+
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login("calreducer", "reducer-pw-123")
+    page.goto(f"{live_server.url}/reports/eb/{eb.pk}/")
+    page.locator("#scores .score-card[data-topic='calibrated']").click()
+    page.wait_for_function("document.body.dataset.figuresReady === '3'", timeout=30_000)
+    assert page.evaluate("window.__figureErrors") == []
+    traces = page.evaluate(
+        "Array.from(document.querySelectorAll('.plotly-figure')).map(el => (el._fullData || []).length)"
+    )
+    assert traces == [2, 3, 2], traces
+    other = sorted(calibrators - {page.locator("select[name=field]").input_value()})[0]
+    page.locator("select[name=field]").select_option(other)
+    page.wait_for_function("document.body.dataset.figuresReady === '3'", timeout=30_000)
+    assert other in page.evaluate("document.getElementById('fig-frequency').layout.title.text")
+    assert page.locator("#numbers tbody tr").count() == len(calibrators) * len(summary["spws"])
+    assert errors == []
