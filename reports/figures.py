@@ -209,3 +209,75 @@ def flux_spectrum(fields: dict, spectral_index: dict) -> go.Figure:
         yaxis_title="flux density (Jy)",
     )
     return fig
+
+
+def _amp_phase(title: str, xlabel: str) -> go.Figure:
+    """Amplitude above, phase below, one shared x axis (plotms' two panels)."""
+    fig = go.Figure(layout={**LAYOUT, "height": 520})
+    fig.update_layout(
+        title=title,
+        xaxis=dict(title=xlabel, anchor="y2"),
+        yaxis=dict(title="amplitude (Jy)", domain=[0.55, 1.0]),
+        yaxis2=dict(title="phase (deg)", domain=[0.0, 0.45], range=[-180, 180]),
+    )
+    return fig
+
+
+def _pair_traces(fig: go.Figure, x, amp, phase, *, name: str, mode: str, **style) -> None:
+    for y, axis, label in ((amp, "y", "amp"), (phase, "y2", "phase")):
+        xs, ys = decimate_minmax(np.asarray(x, dtype=float), np.asarray(y, dtype=np.float32))
+        fig.add_scattergl(
+            x=np.asarray(xs, dtype=np.float32),
+            y=np.asarray(ys, dtype=np.float32),
+            yaxis=axis,
+            name=f"{name} {label}",
+            mode=mode,
+            **style,
+        )
+
+
+def calibrated_vs_frequency(freq_ghz, amp, phase, *, field: str, spw: str) -> go.Figure:
+    fig = _amp_phase(
+        f"{field}, {spw}: corrected amp & phase vs frequency (averaged over time and baselines)",
+        "Frequency (GHz)",
+    )
+    _pair_traces(fig, freq_ghz, amp, phase, name=field, mode="lines")
+    return fig
+
+
+def calibrated_vs_time(
+    time_s, amp, phase, scans, *, field: str, spw: str, antenna: str = "", antenna_phase=None
+) -> go.Figure:
+    fig = _amp_phase(
+        f"{field}, {spw}: corrected amp & phase vs time (averaged over channels and baselines)", "time (min)"
+    )
+    minutes = np.asarray(time_s, dtype=float) / 60.0
+    _pair_traces(
+        fig,
+        minutes,
+        amp,
+        phase,
+        name="array",
+        mode="markers",
+        marker=dict(size=5, color=np.asarray(scans, dtype=np.float32), colorscale="Viridis"),
+        text=[f"scan {int(s)}" for s in scans],
+    )
+    if antenna_phase is not None and np.isfinite(antenna_phase).any():
+        fig.add_scattergl(
+            x=minutes.astype(np.float32),
+            y=np.asarray(antenna_phase, dtype=np.float32),
+            yaxis="y2",
+            name=f"{antenna} phase (its baselines)",
+            mode="markers",
+            marker=dict(size=4, color="#c62828", symbol="x"),
+        )
+    return fig
+
+
+def calibrated_vs_uv(uv_klambda, amp, phase, *, field: str, spw: str) -> go.Figure:
+    fig = _amp_phase(
+        f"{field}, {spw}: corrected amp & phase vs uv distance (binned, averaged over channels)",
+        "uv distance (kλ)",
+    )
+    _pair_traces(fig, uv_klambda, amp, phase, name=field, mode="lines+markers", marker=dict(size=6))
+    return fig

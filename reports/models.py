@@ -35,6 +35,7 @@ class Topic(models.TextChoices):
     GAINS = "gains", "Gains"
     FLUX = "flux", "Flux"
     FLAGS = "flags", "Flagging"
+    CALIBRATED = "calibrated", "Calibrated data"
 
 
 class Diagnostic(models.Model):

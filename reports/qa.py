@@ -7,10 +7,11 @@ A finding is a dict: code, score, metric, value, antenna, spw, field, message, e
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from calibration.calibrators import scaled_flux
+from reports.calibrated import calibrated
 from reports.edit_loop import expectation
+from reports.findings import ScriptContext, finding, linear
 from reports.metrics import bandpass_preaverage
 from reports.spws import ms_spw, split_spw, spw_label
 from reports.thresholds import (
@@ -48,42 +49,6 @@ from reports.thresholds import (
 )
 
 
-@dataclass(frozen=True)
-class ScriptContext:
-    """What the edits need to know about the script that ran: its steps and the vis names."""
-
-    steps: dict[int, str]  # number -> title
-    step: int  # the step that made the diagnostic
-
-    def step_titled(self, *words: str) -> int | None:
-        for number, title in sorted(self.steps.items()):
-            if all(w.lower() in title.lower() for w in words):
-                return number
-        return None
-
-
-def finding(code: str, score: float, message: str, **extra) -> dict:
-    return {
-        "code": code,
-        "score": round(float(score), 3),
-        "message": message,
-        "metric": "",
-        "value": None,
-        "antenna": "",
-        "spw": None,
-        "field": "",
-        "split_spw": None,
-        "edit": None,
-        **extra,
-    }
-
-
-def linear(x: float, x1: float, x2: float, y1: float, y2: float) -> float:
-    """The pipeline's linear_score: clip x to [x1, x2] and interpolate."""
-    x = min(max(x, min(x1, x2)), max(x1, x2))
-    return y1 + (x - x1) * (y2 - y1) / (x2 - x1)
-
-
 def assess(topic: str, name: str, summary: dict, context: ScriptContext) -> list[dict]:
     if "cannot_assess" in summary:
         return [finding("cannot_assess", CANNOT_ASSESS, f"Cannot assess {name}: {summary['cannot_assess']}")]
@@ -94,6 +59,7 @@ def assess(topic: str, name: str, summary: dict, context: ScriptContext) -> list
         "gains": gains,
         "flux": flux,
         "flags": flags,
+        "calibrated": calibrated,
     }
     found = checks[topic](name, summary, context)
     for f in found:

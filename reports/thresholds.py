@@ -106,3 +106,46 @@ QUACK_LOW = 0.8
 # Tsys rise of > 10% at that frequency is that line, which is expected and never flagged.
 ATM_LINE_DIP = 0.05
 ATM_TSYS_RISE = 0.10
+# --- calibrated visibilities (the `.cal` split) ------------------------------------------------
+# Seeds (NAASC wiki): "the phase and bandpass calibrator should be point sources with a flat
+# spectrum in each spw": corrected amplitude and phase flat vs frequency, time and uv distance.
+# The numbers are our choice, each with its reason.
+# Amplitude vs frequency: the seeds' 5% rule for a bandpass's channel-to-channel variation,
+# applied to what the bandpass left: a smoothed calibrated spectrum departing > 5% from its
+# median (over >= 1/64 of the spw) is a feature (atmospheric line, bad channels); 10% is red.
+CAL_AMP_DEV_LIMIT = 0.05
+CAL_AMP_DEV_BAD = 0.10
+# ... and only when it is also > 5x the thermal noise of that smoothed spectrum, so that a weak
+# calibrator's noise is not called a ripple.
+CAL_NOISE_SIGMAS = 5.0
+# Phase vs frequency: after bandpass the calibrators' phase is flat; a 10° rms across the band
+# (a residual delay shows as a slope of ~35° end to end) costs ~1.5% coherence
+# (exp(-s²/2) for s = 10° = 0.17 rad → 0.985) and is what plotms shows as "not flat"; 20° (6%) is red.
+CAL_PHASE_FREQ_RMS_DEG = 10.0
+CAL_PHASE_FREQ_BAD_DEG = 20.0
+# Phase vs time: the calibrators are phase-calibrated per integration, so their corrected phase
+# should scatter only by noise. The same 10° / 20° (coherence) for the array average; for one
+# antenna (the mean of its baselines, which hides less) 15° / 30°, the range the brief names
+# for a calibrated calibrator (10-15°), at its upper end because one antenna is noisier.
+CAL_PHASE_TIME_RMS_DEG = 10.0
+CAL_PHASE_TIME_BAD_DEG = 20.0
+CAL_ANT_PHASE_RMS_DEG = 15.0
+CAL_ANT_PHASE_BAD_DEG = 30.0
+# Amplitude vs time: amplitude gains are solved per scan (solint inf); 10% rms of the
+# per-integration amplitude is more than the slow gain drift they leave (a few %), 20% is red.
+CAL_AMP_TIME_RMS = 0.10
+CAL_AMP_TIME_BAD = 0.20
+# Our choice: one antenna whose calibrated amplitude on a calibrator is > 20% off the array's
+# is suspect (after fluxscale every antenna sees the same point source: a few % at most).
+CAL_ANT_AMP_OFF = 0.20
+# Amplitude vs uv distance: a point source is flat; outer third of the uv range / inner third
+# off by > 10% means a resolved calibrator or decorrelation on long baselines; 25% is red.
+CAL_UV_RATIO_OFF = 0.10
+CAL_UV_RATIO_BAD = 0.25
+# Our choice: more than half of a calibrator's data flagged in the calibrated split leaves its
+# plots (and the solutions behind them) on too little data.
+CAL_FLAGGED_HIGH = 0.5
+# Our choice: the first integration of each scan at < 90% of the rest of its scan (median over
+# scans) is a scan-start dip (antennas still settling): quack one integration. 10% is the
+# amplitude-vs-time limit above; the dip is scored separately because its fix is known.
+CAL_SCAN_START_RATIO = 0.9

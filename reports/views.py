@@ -1,6 +1,7 @@
 """Diagnostics pages: EB overview (scores, findings, apply an edit), one page per topic, compare."""
 
 from collections.abc import Callable
+from urllib.parse import quote
 
 import numpy as np
 import plotly.graph_objects as go
@@ -101,6 +102,7 @@ def topic_page(request: HttpRequest, pk: int, topic: str) -> HttpResponse:
         "can_work": may_work_on(request.user, run.mous),
         "spws": [(s, spw_label(chosen.summary, s)) for s in chosen.summary.get("spws", [])] if chosen else [],
         "antennas": chosen.summary.get("antennas", []) if chosen else [],
+        "fields": chosen.summary.get("fields", []) if chosen and topic == Topic.CALIBRATED else [],
         "table": _table(topic, chosen) if chosen else [],
         "topic_choices": Topic.choices,
     }
@@ -124,12 +126,22 @@ def _params(diagnostic: Diagnostic | None, request: HttpRequest) -> dict[str, st
     antennas = diagnostic.summary.get("antennas", [])
     spw = request.GET.get("spw", "")
     antenna = request.GET.get("antenna", "")
-    return {
+    fields = diagnostic.summary.get("fields", [])
+    field = request.GET.get("field", "")
+    params = {
         "spw": spw if spw in spws else (spws[0] if spws else ""),
         "antenna": antenna
         if antenna in antennas
         else (_worst_antenna(diagnostic) or (antennas[0] if antennas else "")),
     }
+    if fields and isinstance(fields, list):  # calibrated: one calibrator at a time
+        params["field"] = field if field in fields else _worst_field(diagnostic) or fields[0]
+    return params
+
+
+def _worst_field(diagnostic: Diagnostic) -> str:
+    finding = diagnostic.findings.exclude(field="").order_by("score").first()
+    return finding.field if finding else ""
 
 
 def _worst_antenna(diagnostic: Diagnostic) -> str:
@@ -157,7 +169,8 @@ def _worst_antenna(diagnostic: Diagnostic) -> str:
 
 
 def _query(diagnostic: Diagnostic, params: dict[str, str]) -> str:
-    return f"diag={diagnostic.pk}&spw={params.get('spw', '')}&antenna={params.get('antenna', '')}"
+    query = f"diag={diagnostic.pk}&spw={params.get('spw', '')}&antenna={params.get('antenna', '')}"
+    return query + (f"&field={quote(params['field'])}" if "field" in params else "")
 
 
 def _table(topic: str, diagnostic: Diagnostic) -> list[list]:
@@ -198,7 +211,41 @@ def _table(topic: str, diagnostic: Diagnostic) -> list[list]:
         return rows
     if topic == Topic.FLAGS:
         return [["stage", "flagged"], [s["stage"], f"{s['total_fraction']:.1%}"]]
+    if topic == Topic.CALIBRATED:
+        rows = [
+            [
+                "field",
+                "spw",
+                "amp (Jy)",
+                "amp departure vs freq",
+                "phase rms vs freq (°)",
+                "phase rms vs time (°)",
+                "amp rms vs time",
+                "uv outer/inner",
+                "flagged",
+            ]
+        ]
+        for field, spws in s["per_field"].items():
+            for spw, m in spws.items():
+                rows.append(
+                    [
+                        field,
+                        spw_label(s, spw),
+                        _fmt(m.get("amp_mean"), "{:.3f}"),
+                        _fmt(m.get("amp_freq_dev"), "{:.1%}"),
+                        _fmt(m.get("phase_freq_rms_deg"), "{:.1f}"),
+                        _fmt(m.get("phase_time_rms_deg"), "{:.1f}"),
+                        _fmt(m.get("amp_time_rms_frac"), "{:.1%}"),
+                        _fmt(m.get("uv_ratio"), "{:.3f}"),
+                        _fmt(m.get("flagged_fraction"), "{:.1%}"),
+                    ]
+                )
+        return rows
     return []
+
+
+def _fmt(value: object, pattern: str) -> str:
+    return pattern.format(value) if isinstance(value, int | float) and np.isfinite(value) else "-"
 
 
 def _round(value: float | None) -> float | None:
@@ -307,6 +354,48 @@ def _flux(d: Diagnostic, p: dict) -> go.Figure:
     return figures.flux_spectrum(d.summary["fields"], d.summary.get("spectral_index", {}))
 
 
+def _calibrated_arrays(d: Diagnostic, p: dict) -> tuple[dict[str, np.ndarray], str, str]:
+    """The chosen field's arrays for the chosen spw, keyed without the `f<i>_` prefix."""
+    fields = d.summary["fields"]
+    index = fields.index(p["field"]) if p.get("field") in fields else 0
+    a = _spw_arrays(d, p["spw"])
+    prefix = f"f{index}_"
+    picked = {k.removeprefix(prefix): v for k, v in a.items() if k.startswith(prefix)}
+    if "amp_freq" not in picked:
+        raise Http404(f"no data of {fields[index]} in spw {p['spw']}")
+    picked["freq_ghz"] = a["freq_ghz"]
+    return picked, fields[index], spw_label(d.summary, p["spw"])
+
+
+def _calibrated_frequency(d: Diagnostic, p: dict) -> go.Figure:
+    a, field, spw = _calibrated_arrays(d, p)
+    return figures.calibrated_vs_frequency(
+        a["freq_ghz"], a["amp_freq"], a["phase_freq"], field=field, spw=spw
+    )
+
+
+def _calibrated_time(d: Diagnostic, p: dict) -> go.Figure:
+    a, field, spw = _calibrated_arrays(d, p)
+    names = d.summary["antennas"]
+    antenna = p["antenna"] if p["antenna"] in names else ""
+    own = a["phase_ant_time"][names.index(antenna)] if antenna else None
+    return figures.calibrated_vs_time(
+        a["time"],
+        a["amp_time"],
+        a["phase_time"],
+        a["scan"],
+        field=field,
+        spw=spw,
+        antenna=antenna,
+        antenna_phase=own,
+    )
+
+
+def _calibrated_uv(d: Diagnostic, p: dict) -> go.Figure:
+    a, field, spw = _calibrated_arrays(d, p)
+    return figures.calibrated_vs_uv(a["uv_klambda"], a["amp_uv"], a["phase_uv"], field=field, spw=spw)
+
+
 FIGURES: dict[str, dict[str, Callable[[Diagnostic, dict], go.Figure]]] = {
     Topic.TSYS: {"spectra": _tsys_spectra, "medians": _tsys_medians},
     Topic.WVR: {"phase_rms": _wvr_bars, "path": _wvr_path},
@@ -314,6 +403,7 @@ FIGURES: dict[str, dict[str, Callable[[Diagnostic, dict], go.Figure]]] = {
     Topic.GAINS: {"phase": _gains("phase"), "amplitude": _gains("amp")},
     Topic.FLAGS: {"stages": _flags_stages, "antennas": _flags_heatmap},
     Topic.FLUX: {"spectrum": _flux},
+    Topic.CALIBRATED: {"frequency": _calibrated_frequency, "time": _calibrated_time, "uv": _calibrated_uv},
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import casatools
 import numpy as np
 
+from reports.incasa.visibilities import calibrated, calibrated_outputs
 from reports.metrics import bandpass_metrics
 from reports.reference import live_antennas, wvr_reference
 
@@ -530,7 +531,7 @@ def quack_profile(vis: str, max_integrations: int = 4) -> dict:
 def after_step(
     folder: Path, out_dir: str, made: list[dict], calls: list[tuple[str, dict, object]]
 ) -> list[Item]:
-    """Diagnostics for what a step made: one item per caltable / fluxscale / flag save."""
+    """Diagnostics for what a step made: one item per caltable / `.cal` split / fluxscale / flag save."""
     items: list[Item] = []
     wvr_tables = {str(kw.get("caltable")): (kw, result) for name, kw, result in calls if name == "wvrgcal"}
     vis_of = {str(kw.get("caltable")): str(kw.get("vis")) for _name, kw, _r in calls if kw.get("caltable")}
@@ -579,6 +580,20 @@ def after_step(
                     "name": rel,
                     "artifact": "",
                     "product": rel,
+                    "summary": {"cannot_assess": f"{type(exc).__name__}: {exc}"},
+                }
+            )
+    for vis in calibrated_outputs(folder, calls):  # the `.cal` split: calibrated visibilities
+        try:
+            summary, arrays = calibrated(str(folder / vis))
+            items.append(_item(folder, out_dir, "calibrated", vis, summary, arrays, ms_spw_map(folder, vis)))
+        except Exception as exc:
+            items.append(
+                {
+                    "topic": "calibrated",
+                    "name": vis,
+                    "artifact": "",
+                    "product": vis,
                     "summary": {"cannot_assess": f"{type(exc).__name__}: {exc}"},
                 }
             )

@@ -41,8 +41,11 @@ def test_tsys_yellow_from_the_warning_ratio_red_from_the_pipeline_flag_ratio():
     by_antenna = {f["antenna"]: f for f in found}
     assert set(by_antenna) == {"B", "C"}
     assert by_antenna["B"]["score"] == pytest.approx(0.66) and by_antenna["C"]["score"] == pytest.approx(0.33)
-    assert by_antenna["C"]["spw"] == 17 and by_antenna["C"]["edit"]["step"] == 2
-    assert "antenna = 'C'" in by_antenna["C"]["edit"]["append"][0]
+    assert by_antenna["C"]["spw"] == 17 and by_antenna["C"]["edit"]["step"] == 5, "the Tsys step"
+    assert (
+        "flagdata(vis = 'uid.ms.tsys', mode = 'manual', antenna = 'C', spw = '17'"
+        in (by_antenna["C"]["edit"]["append"][0])
+    ), "flagged in the Tsys table, as hifa_tsysflag does"
     assert codes(qa.tsys("x.tsys", tsys_summary({"A": 1.0, "B": 1.2}), ctx())) == ["tsys_ok"]
 
 
@@ -221,7 +224,16 @@ def test_quack_names_the_scans_and_suggests_a_quack_of_the_low_integrations():
             "6": {"field": "J1733", "first": [None, 1.0, 1.0]},
         },
     }
-    summary = {"stage": "Original", "vis": "d/x.ms", "total_fraction": 0.1, "antenna": {}, "quack": profile}
+    summary = {
+        "stage": "Original",
+        "vis": "d/x.ms.split",
+        "total_fraction": 0.1,
+        "antenna": {},
+        "quack": profile,
+    }
+    assert not [f for f in qa.flags("s", {**summary, "vis": "d/x.ms"}, ctx()) if "quack" in f["code"]], (
+        "the script flags the split: the raw MS's quack is not the edit's to fix"
+    )
     found = qa.assess("flags", "s", summary, ctx())
     [q] = [f for f in found if f["code"] == "quack"]
     assert "2 (J1924 50%)" in q["message"] and "4 (J1733 52%)" in q["message"] and "6 (" not in q["message"]
