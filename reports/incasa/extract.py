@@ -534,7 +534,12 @@ def after_step(
     """Diagnostics for what a step made: one item per caltable / `.cal` split / fluxscale / flag save."""
     items: list[Item] = []
     wvr_tables = {str(kw.get("caltable")): (kw, result) for name, kw, result in calls if name == "wvrgcal"}
-    vis_of = {str(kw.get("caltable")): str(kw.get("vis")) for _name, kw, _r in calls if kw.get("caltable")}
+    # caltable -> the MS it was solved on: the first call naming both (a later plotbandpass or
+    # plotms names the caltable without a vis).
+    vis_of: dict[str, str] = {}
+    for _name, kw, _r in calls:
+        if kw.get("caltable") and kw.get("vis"):
+            vis_of.setdefault(str(kw["caltable"]), str(kw["vis"]))
     for product in made:
         rel = str(product["relpath"])
         # wvrgcal also writes <caltable>_unsmoothed: part of the WVR diagnostic, not a gain table.
