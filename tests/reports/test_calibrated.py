@@ -201,7 +201,7 @@ def test_nothing_to_assess_says_so():
 @pytest.mark.casa
 @pytest.mark.django_db(transaction=True)
 def test_the_standard_script_leaves_the_calibrators_flat_and_the_page_plots_them(
-    page, live_server, login, celery_worker_process, make_eb, small_eb, reducer
+    page, live_server, login, celery_worker_process, calibrator_catalogue, make_eb, small_eb, reducer
 ):
     from calibration import script_generation
     from reports import artifacts
