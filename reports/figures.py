@@ -182,7 +182,9 @@ def flags_heatmap(antennas, stages, matrix) -> go.Figure:
         zmax=100,
         colorbar=dict(title="%"),
     )
-    fig.update_layout(title="Flagged fraction per antenna and step")
+    fig.update_layout(
+        title="Flagged fraction of each antenna's baselines, per step (a baseline counts for both antennas)"
+    )
     return fig
 
 

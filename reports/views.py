@@ -210,7 +210,15 @@ def _table(topic: str, diagnostic: Diagnostic) -> list[list]:
             rows.append([antenna, *[_pair(per_spw.get(str(spw)), "median", "max") for spw in s["spws"]]])
         return rows
     if topic == Topic.FLAGS:
-        return [["stage", "flagged"], [s["stage"], f"{s['total_fraction']:.1%}"]]
+        # flagdata's per-antenna fraction counts every baseline for both its antennas, so the
+        # antennas' fractions do not average to the total: both are shown, and labelled.
+        rows = [
+            ["stage", "flagged (all data)", "antenna", "flagged (its baselines)"],
+            [s["stage"], f"{s['total_fraction']:.1%}", "", ""],
+        ]
+        for antenna, fraction in sorted(s.get("antenna", {}).items(), key=lambda kv: -(kv[1] or 0)):
+            rows.append(["", "", antenna, "-" if fraction is None else f"{fraction:.1%}"])
+        return rows
     if topic == Topic.CALIBRATED:
         rows = [
             [
