@@ -115,7 +115,14 @@ def test_every_fault_is_found_and_every_suggested_edit_fixes_its_topic(
         for f in truth["faults"]
         if not found(f, before)
     ]
-    assert missed == [], (missed, sorted(f"{f.code} {f.antenna} {f.spw} {f.score}" for f in before))
+    snr = {d.name: d.summary.get("spw_snr") for d in first.diagnostics.all() if "spw_snr" in d.summary}
+    fluxes = {d.name: d.summary.get("fields") for d in first.diagnostics.filter(topic="flux")}
+    assert missed == [], (
+        missed,
+        sorted(f"{f.code} {f.antenna} {f.spw} {f.score:.2f}" for f in before),
+        snr,
+        fluxes,
+    )
     assert on_healthy(before, truth) == []
 
     applied: dict[str, Finding] = {}
