@@ -241,7 +241,9 @@ def reap_stale_runs(*, stale_after: int | None = None) -> list[int]:
     ):
         with transaction.atomic():
             run = Run.objects.select_for_update(skip_locked=True).filter(pk=run_id).first()
-            if run is None or run.status != Run.Status.RUNNING or run.heartbeat_at >= limit:
+            if run is None or run.status != Run.Status.RUNNING:
+                continue
+            if run.heartbeat_at is None or run.heartbeat_at >= limit:  # beat again since the query
                 continue
             seen = timezone.localtime(run.heartbeat_at).strftime("%H:%M:%S")
             if not run.finish(Run.Status.FAILED, f"worker lost (no heartbeat since {seen})"):

@@ -86,6 +86,7 @@ class IngestUploadHandler(FileUploadHandler):
         if self.out is None:
             return None
         self.out.close()
+        assert self.path is not None and self.file_name is not None, "new_file set them with out"
         return StagedUpload(self.path, self.file_name, file_size, self.content_type)
 
     def upload_interrupted(self) -> None:
