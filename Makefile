@@ -51,6 +51,7 @@ BANDIT_PATHS := assignments calibration reports qa2portal
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/bandit -c pyproject.toml -r $(BANDIT_PATHS) -ll -ii -q
 
 format: install-dev

@@ -105,8 +105,8 @@ def from_data_root(rel: str | Path) -> Path:
     return data_root() / relative_to_data_root(rel)
 
 
-def public_message(exc: BaseException) -> str:
-    """An error's text with DATA_ROOT's absolute path taken out, for pages and API answers."""
+def public_message(exc: BaseException | str) -> str:
+    """An error's or a message's text without DATA_ROOT's absolute path, for pages and API answers."""
     root = str(data_root())
     return str(exc).replace(root + "/", "").replace(root, "DATA_ROOT")
 

@@ -6,14 +6,30 @@ and qa2portal's AppConfig.ready installs it here; the whiteboard, My work, the M
 /api/mous/ call whiteboard_rows().
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 
 from assignments.models import Mous
 
-WhiteboardSelector = Callable[[QuerySet[Mous]], QuerySet[Mous]]
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations  # django-stubs-ext is a development requirement
+
+
+class WhiteboardColumns(TypedDict):
+    """What whiteboard_rows() annotates on each MOUS."""
+
+    eb_count: int
+    latest_run_status: str | None  # None: no run yet
+    open_findings: int | None  # None: no run with diagnostics yet
+
+
+WhiteboardRow: TypeAlias = "WithAnnotations[Mous, WhiteboardColumns]"
+WhiteboardSelector: TypeAlias = "Callable[[QuerySet[Mous]], QuerySet[WhiteboardRow]]"
 
 _whiteboard: WhiteboardSelector | None = None
 
@@ -24,7 +40,7 @@ def install_whiteboard(selector: WhiteboardSelector) -> None:
     _whiteboard = selector
 
 
-def whiteboard_rows(queryset: QuerySet[Mous] | None = None) -> QuerySet[Mous]:
+def whiteboard_rows(queryset: QuerySet[Mous] | None = None) -> QuerySet[WhiteboardRow]:
     """`queryset` (default: every MOUS) with every whiteboard column annotated, in one query."""
     if _whiteboard is None:
         raise ImproperlyConfigured(

@@ -40,7 +40,7 @@ from assignments.models import (
     user_is_manager,
 )
 from assignments.permissions import MANAGER_ONLY, may_work_on
-from assignments.selectors import whiteboard_rows
+from assignments.selectors import WhiteboardRow, whiteboard_rows
 from qa2portal.errors import error_status, error_text, refusal_page
 
 OPEN_STATES = frozenset(ACTIVE_STATES | {MousState.BLOCKED})
@@ -117,9 +117,7 @@ def whiteboard(request: HttpRequest) -> HttpResponse:
         state_counts[state] += n
         if state in OPEN_STATES:
             workload[assignee_id] += n
-    people = list(reducer_choices())
-    for person in people:
-        person.active = workload[person.pk]
+    people = [(person, workload[person.pk]) for person in reducer_choices()]  # with their open MOUS
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -149,15 +147,20 @@ def whiteboard(request: HttpRequest) -> HttpResponse:
 def my_work(request: HttpRequest) -> HttpResponse:
     """The signed-in reducer's MOUS and what each needs next."""
     person = person_of(request.user)
-    rows = Mous.objects.none() if person is None else whiteboard_rows().filter(assignee=person)
-    rows = list(rows.exclude(state__in=TERMINAL_STATES).order_by("due_date", "state_changed_at", "pk"))
-    single = _single_eb_of(rows)
-    for mous in rows:
-        mous.next = next_action(mous, request.user, single_eb=single.get(mous.pk))
+    mine: list[WhiteboardRow] = []
+    if person is not None:
+        mine = list(
+            whiteboard_rows()
+            .filter(assignee=person)
+            .exclude(state__in=TERMINAL_STATES)
+            .order_by("due_date", "state_changed_at", "pk")
+        )
+    single = _single_eb_of(mine)
+    rows = [(mous, next_action(mous, request.user, single_eb=single.get(mous.pk))) for mous in mine]
     return render(request, "assignments/my_work.html", {"rows": rows, "person": person})
 
 
-def _single_eb_of(rows: list[Mous]) -> dict[int, int]:
+def _single_eb_of(rows: list[WhiteboardRow]) -> dict[int, int]:
     """MOUS pk -> pk of its EB, for the MOUS among `rows` that have exactly one (one query)."""
     ids = [m.pk for m in rows if m.eb_count == 1]
     return dict(ExecutionBlock.objects.filter(mous_id__in=ids).values_list("mous_id", "pk"))
@@ -166,17 +169,15 @@ def _single_eb_of(rows: list[Mous]) -> dict[int, int]:
 def _mous_page(request: HttpRequest, mous: Mous, *, error: str = "", status: int = 200) -> HttpResponse:
     user = request.user
     is_manager = user_is_manager(user)
-    ebs = list(mous.execution_blocks.all())
     runs = _runs_of(mous)
     latest: dict[int, object] = {}
     for run in runs:  # newest first
         latest.setdefault(run.execution_block_id, run)
-    for eb in ebs:
-        eb.latest_run = latest.get(eb.pk)
+    ebs = [(eb, latest.get(eb.pk)) for eb in mous.execution_blocks.all()]  # with its newest run
     context = {
         "mous": mous,
         "ebs": ebs,
-        "next": next_action(mous, user, single_eb=ebs[0].pk if len(ebs) == 1 else None, here=True),
+        "next": next_action(mous, user, single_eb=ebs[0][0].pk if len(ebs) == 1 else None, here=True),
         "timeline": StateChange.objects.filter(mous=mous).select_related("changed_by"),
         "assignments": mous.assignments.select_related("reducer__user", "assigned_by", "ended_by"),
         "runs": runs,

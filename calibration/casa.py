@@ -198,8 +198,8 @@ def sandbox_argv(cwd: Path, writable: Sequence[Path]) -> list[str]:
     # Later binds mount over the private /tmp, so a venv or a run folder under /tmp stays visible.
     for source, target in interpreter_roots():
         argv += ["--ro-bind", source, target]
-    for path in map(str, in_casa_code_roots()):
-        argv += ["--ro-bind", path, path]
+    for root in map(str, in_casa_code_roots()):
+        argv += ["--ro-bind", root, root]
     # HOME is a private, empty tmpfs per run: caches work (matplotlib's takes 0.1 s to build)
     # and nothing a step writes there reaches the host or the next run.
     argv += ["--tmpfs", str(settings.CASA_HOME)]

@@ -151,7 +151,7 @@ def execute(run: Run, script_bytes: bytes, script_name: str) -> RunOutcome:
     workerfiles.write_bytes(folder, script_name, script_bytes)
     steps = list(run.steps.order_by("pk"))
     nonce = secrets.token_hex(16)
-    request = {
+    request: dict[str, object] = {
         # Python 3's reading of it: no byte-order mark, Python 2's tabs expanded (same lines).
         "script": scriptparse.normalise_source(script_bytes.decode("utf-8"))[0],
         "spec": {
@@ -278,6 +278,7 @@ class _Lines:
 
 
 def _follow(proc: subprocess.Popen, f: Follower, events_fd: int) -> RunOutcome:
+    assert proc.stdout is not None, "execute() starts CASA with its stdout piped"
     out_fd = proc.stdout.fileno()
     pipes = {out_fd: _Lines(), events_fd: _Lines()}
     step_timeout = f.run.effective_step_timeout()
@@ -488,10 +489,11 @@ def _warn(f: Follower, step: RunStep | None, message: str) -> None:
 def _finish_steps(f: Follower, outcome: RunOutcome) -> RunOutcome:
     """Close the books on every step that did not end by itself."""
     if f.current is not None:
-        f.current.status = {
+        step_status: dict[str, str] = {
             Run.Status.CANCELLED: RunStep.Status.CANCELLED,
             Run.Status.TIMED_OUT: RunStep.Status.TIMED_OUT,
-        }.get(outcome.status, RunStep.Status.FAILED)
+        }
+        f.current.status = step_status.get(outcome.status, RunStep.Status.FAILED)
         f.current.finished_at = timezone.now()
         f.current.error = f.current.error or outcome.error
         f.current.output_tail = "\n".join(f.tail)
@@ -541,7 +543,9 @@ def record_products(run: Run, step: RunStep | None, items: object, warn) -> list
             warn(f"product refused: {problem}")
             continue
         kind = item.get("kind") if item.get("kind") in PRODUCT_KINDS else Product.Kind.OTHER
-        viscal = item.get("viscal") if isinstance(item.get("viscal"), str) else ""
+        viscal = item.get("viscal")
+        if not isinstance(viscal, str):
+            viscal = ""
         size = item.get("size") if type(item.get("size")) is int and item["size"] >= 0 else 0
         product, _ = Product.objects.update_or_create(
             run=run,

@@ -59,7 +59,9 @@ HEARTBEAT_SECONDS = 5.0  # how often the row is touched while CASA checks
 COPY_CHUNK = 64 * 1024 * 1024
 READ_CHUNK = 4 * 1024 * 1024
 MAX_NAME = 150
-SOURCE_MAX = DataIngest._meta.get_field("source").max_length
+_source_max = DataIngest._meta.get_field("source").max_length
+assert _source_max is not None, "DataIngest.source is a CharField with a max_length"
+SOURCE_MAX: int = _source_max
 MAY_NOT = "Only a DRM or a data analyst brings data in."
 log = logging.getLogger(__name__)
 
@@ -431,7 +433,8 @@ def scan_tree(dir_fd: int, name: str) -> Node:
     """The folder open at `dir_fd`, scanned through fds (openat with O_NOFOLLOW, never by path):
     refuses links, special files and hard-linked files inside the data."""
     st = os.fstat(dir_fd)
-    node = Node(name, st.st_dev, st.st_ino, st.st_mode, children=[])
+    children: list[Node] = []
+    node = Node(name, st.st_dev, st.st_ino, st.st_mode, children=children)
     with os.scandir(dir_fd) as entries:
         listed = sorted(entries, key=lambda e: e.name)
     for entry in listed:
@@ -448,11 +451,11 @@ def scan_tree(dir_fd: int, name: str) -> Node:
             finally:
                 os.close(child_fd)
             child.name = entry.name
-            node.children.append(child)
+            children.append(child)
         elif stat.S_ISREG(est.st_mode):
             if est.st_nlink > 1:
                 raise IngestFailed(f"{rel} has {est.st_nlink} hard links; hard-linked files are not accepted")
-            node.children.append(Node(entry.name, est.st_dev, est.st_ino, est.st_mode, est.st_size))
+            children.append(Node(entry.name, est.st_dev, est.st_ino, est.st_mode, est.st_size))
         else:
             raise IngestFailed(f"{rel} is not a regular file or folder")
     return node
@@ -620,6 +623,7 @@ def extract_archive(ingest: DataIngest, raw: BinaryIO, size: int, staging: Path)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(safe)
+                assert source is not None, "only regular files get here (_member_problem)"
                 with target.open("xb") as fout:
                     while chunk := source.read(READ_CHUNK):
                         fout.write(chunk)
@@ -642,11 +646,13 @@ def extract_archive(ingest: DataIngest, raw: BinaryIO, size: int, staging: Path)
 def _require_end_of_archive(tar: tarfile.TarFile) -> None:
     """tarfile stops quietly when an archive ends between two members: a cut archive would pass.
     A whole one ends with a zero block, and a whole gzip/bz2/xz stream reads to its end."""
-    tar.fileobj.seek(tar.offset)
-    block = tar.fileobj.read(tarfile.BLOCKSIZE)
+    fileobj = tar.fileobj
+    assert fileobj is not None, "a TarFile opened for reading has its file object"
+    fileobj.seek(tar.offset)
+    block = fileobj.read(tarfile.BLOCKSIZE)
     if len(block) != tarfile.BLOCKSIZE or block.count(0) != tarfile.BLOCKSIZE:
         raise IngestFailed("the archive is truncated (it has no end-of-archive marker)")
-    while tar.fileobj.read(READ_CHUNK):  # compressed streams check their trailer at the end
+    while fileobj.read(READ_CHUNK):  # compressed streams check their trailer at the end
         pass
 
 
@@ -741,6 +747,7 @@ class CasaCheck:
         except concurrent.futures.TimeoutError:  # something still holds the pipes: stop reading
             log.error("ingest %s: CASA's pipes stay open after the kill", self.ingest.pk)
             for pipe in (self.proc.stdout, self.proc.stderr):
+                assert pipe is not None, "start_casa pipes stdout and stderr"
                 with suppress(OSError, ValueError):
                     os.close(pipe.fileno())
         except Exception as exc:  # whatever communicate() raised, the check is over

@@ -1,6 +1,7 @@
 """The run lifecycle: queue (create, re-run, from scratch), claim and execute in the worker, cancel, reap."""
 
 import logging
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class RunRefused(Conflict, ValueError):
 def run_folder_for(version: ScriptVersion) -> Path:
     script = version.script
     if script.kind == Script.Kind.CALIBRATION:
+        assert script.execution_block is not None, (
+            "a calibration script has an EB (script_calibration_has_eb)"
+        )
         return eb_folder(script.execution_block)
     sub = "Imaging" if script.kind == Script.Kind.IMAGING else "Combination"
     return inside_data_root(mous_folder(script.mous) / sub)
@@ -62,6 +66,7 @@ def _check_runnable(version: ScriptVersion, mous: Mous, folder: Path) -> None:
     script = version.script
     if script.kind == Script.Kind.CALIBRATION:
         eb = script.execution_block
+        assert eb is not None, "a calibration script has an EB (script_calibration_has_eb)"
         if eb.data_status != ExecutionBlock.DataStatus.PRESENT:
             raise RunRefused(f"EB {eb.uid} has no data on disk yet ({eb.get_data_status_display()})")
     check_folder_free(mous, folder)
@@ -125,6 +130,10 @@ def run_rerun(*, run: Run, from_step: int | None, by) -> Run:
         if from_step not in numbers:
             raise RunRefused(f"step {from_step} was not part of run {run.pk} (steps {numbers})")
         numbers = numbers[numbers.index(from_step) :]
+    if run.script_version is None:
+        raise RunRefused(
+            f"run {run.pk} is a maintenance run ({run.get_purpose_display()}): it has no script to re-run"
+        )
     return run_create(version=run.script_version, steps=numbers, by=by)
 
 
@@ -225,14 +234,16 @@ def run_execute(run_id: int) -> None:
 
 def reap_stale_runs(*, stale_after: int | None = None) -> list[int]:
     """FAIL every RUNNING run whose heartbeat stopped (its worker died): never stuck in RUNNING."""
-    limit = timezone.now() - timezone.timedelta(seconds=stale_after or settings.RUN_STALE_AFTER_SECONDS)
+    limit = timezone.now() - timedelta(seconds=stale_after or settings.RUN_STALE_AFTER_SECONDS)
     reaped = []
     for run_id in Run.objects.filter(status=Run.Status.RUNNING, heartbeat_at__lt=limit).values_list(
         "pk", flat=True
     ):
         with transaction.atomic():
             run = Run.objects.select_for_update(skip_locked=True).filter(pk=run_id).first()
-            if run is None or run.status != Run.Status.RUNNING or run.heartbeat_at >= limit:
+            if run is None or run.status != Run.Status.RUNNING:
+                continue
+            if run.heartbeat_at is None or run.heartbeat_at >= limit:  # beat again since the query
                 continue
             seen = timezone.localtime(run.heartbeat_at).strftime("%H:%M:%S")
             if not run.finish(Run.Status.FAILED, f"worker lost (no heartbeat since {seen})"):

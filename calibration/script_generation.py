@@ -3,6 +3,7 @@
 and store it as a script version."""
 
 import concurrent.futures
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def _with_heartbeat(generation: ScriptGeneration, work, *args):
 
 def generations_reap_stale(*, stale_after: int | None = None) -> list[int]:
     """FAIL every RUNNING generation whose heartbeat stopped (its worker died), as for runs."""
-    limit = timezone.now() - timezone.timedelta(seconds=stale_after or settings.RUN_STALE_AFTER_SECONDS)
+    limit = timezone.now() - timedelta(seconds=stale_after or settings.RUN_STALE_AFTER_SECONDS)
     reaped = []
     for generation in ScriptGeneration.objects.filter(
         status=ScriptGeneration.Status.RUNNING, heartbeat_at__lt=limit

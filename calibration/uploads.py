@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from io import BufferedWriter
 from pathlib import Path
 
 from django.conf import settings
@@ -49,7 +50,7 @@ class IngestUploadHandler(FileUploadHandler):
         self.gate = gate
         self.refused: Exception | None = None
         self.path: Path | None = None
-        self.out = None
+        self.out: BufferedWriter | None = None
         self.received = 0
         self.too_large = False
 
@@ -77,6 +78,7 @@ class IngestUploadHandler(FileUploadHandler):
             self.too_large = True
             self.upload_interrupted()
             raise StopUpload(connection_reset=True)
+        assert self.out is not None, "new_file opened it, or stopped the upload"
         self.out.write(raw_data)
         return None
 
@@ -84,6 +86,7 @@ class IngestUploadHandler(FileUploadHandler):
         if self.out is None:
             return None
         self.out.close()
+        assert self.path is not None and self.file_name is not None, "new_file set them with out"
         return StagedUpload(self.path, self.file_name, file_size, self.content_type)
 
     def upload_interrupted(self) -> None:

@@ -113,6 +113,7 @@ def eb_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if upload is None:
         messages.error(request, "Choose a script file to upload.")
         return redirect("calibration-eb", pk=eb.pk)
+    assert upload.name is not None and upload.size is not None, "Django names and sizes every upload"
     scripts.check_script_size(upload.name, upload.size)  # before reading it
     version = scripts.script_upload(
         kind=Script.Kind.CALIBRATION,
@@ -172,21 +173,23 @@ def eb_products(request: HttpRequest, pk: int) -> HttpResponse:
     latest: dict[str, Product] = {}
     for product in products:
         latest.setdefault(product.relpath, product)
-    rows = sorted(latest.values(), key=lambda p: p.relpath)
-    for product in rows:  # a later run may have removed what an earlier one made
-        product.refused = ""
+    # (product, on disk, why it is not served): a later run may have removed what an earlier one made
+    rows: list[tuple[Product, bool, str]] = []
+    for product in sorted(latest.values(), key=lambda p: p.relpath):
+        refused = ""
         try:
             stat_confined(product.relpath, base=_run_base(product.run))
-            product.on_disk = True
+            on_disk = True
         except UnsafePath as exc:  # a link the script planted: listed, never linked or served
-            product.on_disk, product.refused = False, public_message(exc)
+            on_disk, refused = False, public_message(exc)
         except OSError:
-            product.on_disk = False
+            on_disk = False
+        rows.append((product, on_disk, refused))
     context = {
         "eb": eb,
         "mous": eb.mous,
         "products": rows,
-        "pngs": [p for p in rows if p.kind == Product.Kind.PNG and p.on_disk],
+        "pngs": [p for p, on_disk, _ in rows if p.kind == Product.Kind.PNG and on_disk],
         "served": SERVED_KINDS,
         "kinds": Product.Kind.choices,
         "kind": kind,
@@ -195,13 +198,13 @@ def eb_products(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def product_file(request: HttpRequest, pk: int) -> FileResponse:
+def product_file(request: HttpRequest, pk: int) -> FileResponse | HttpResponse:
     """A product by its row (the API's products); pages link by path instead (eb_file)."""
     return _serve_product(request, get_object_or_404(Product.objects.select_related("run"), pk=pk))
 
 
 @login_required
-def eb_file(request: HttpRequest, pk: int, relpath: str) -> FileResponse:
+def eb_file(request: HttpRequest, pk: int, relpath: str) -> FileResponse | HttpResponse:
     """An EB's product by its path in the EB folder: the link stays the same across re-runs and
     always serves the file that is there now (every run records its own product rows)."""
     eb = get_object_or_404(ExecutionBlock, pk=pk)
@@ -211,7 +214,7 @@ def eb_file(request: HttpRequest, pk: int, relpath: str) -> FileResponse:
     return _serve_product(request, product)
 
 
-def _serve_product(request: HttpRequest, product: Product) -> FileResponse:
+def _serve_product(request: HttpRequest, product: Product) -> FileResponse | HttpResponse:
     """Plots and text inline (text as text/plain: the browser shows it, never runs it); FITS and
     ?download=1 as an attachment."""
     if product.kind not in SERVED_KINDS:
@@ -318,7 +321,7 @@ def version_diff(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _collapse_equal(rows: list, context: int = 3) -> list:
     """Keep changed rows and `context` equal rows around them; fold the rest into one marker row."""
-    keep = set()
+    keep: set[int] = set()
     for index, (tag, _, _) in enumerate(rows):
         if tag != "equal":
             keep.update(range(index - context, index + context + 1))
@@ -410,7 +413,7 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def run_log(request: HttpRequest, pk: int, which: str) -> FileResponse:
+def run_log(request: HttpRequest, pk: int, which: str) -> FileResponse | HttpResponse:
     run = get_object_or_404(Run, pk=pk)
     name = {"casa": run.casa_log_name, "output": run.output_log_name}.get(which)
     if name is None:

@@ -121,7 +121,7 @@ def refusal_page(
     `back`: a URL name reversed with the view's arguments, or a callable(request, *args,
     **kwargs) giving the URL.
     """
-    caught = (DomainError, *also)
+    caught: tuple[type[Exception], ...] = (DomainError, *also)
 
     def decorate(view):
         @wraps(view)

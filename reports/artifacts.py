@@ -22,10 +22,7 @@ class ArtifactUnavailable(DomainError):
     def __init__(self, message: str, *, refused: bool) -> None:
         super().__init__(message)
         self.refused = refused
-
-    @property
-    def status(self) -> int:
-        return 403 if self.refused else 404
+        self.status = 403 if refused else 404
 
 
 def load(diagnostic: Diagnostic) -> dict[str, np.ndarray]:

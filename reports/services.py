@@ -111,6 +111,7 @@ def finding_apply(*, finding: Finding, by) -> ScriptVersion:
     if version is None:
         raise ValueError("the run had no script to edit")
     latest = version.script.latest_version()
+    assert latest is not None  # the run's own version is one of them
     person = person_of(by)
     text = apply_edit(
         latest.text(),
@@ -152,7 +153,7 @@ def finding_dict(finding: Finding) -> dict:
 
 def edit_checks(run: Run) -> list[dict]:
     """For each edit that made this run's script (its version or an ancestor), whether it worked."""
-    versions = []
+    versions: list[ScriptVersion] = []
     version = run.script_version
     while version is not None and len(versions) < EDIT_CHAIN_LIMIT:
         versions.append(version)

@@ -1,6 +1,7 @@
 """Diagnostics pages: EB overview (scores, findings, apply an edit), one page per topic, compare."""
 
 from collections.abc import Callable
+from typing import TypedDict
 from urllib.parse import quote
 
 import numpy as np
@@ -55,12 +56,18 @@ def eb_overview(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "reports/overview.html", context)
 
 
+class _EbRow(TypedDict):
+    eb: ExecutionBlock
+    run: Run | None
+    open: int | None
+
+
 @login_required
 def mous_diagnostics(request: HttpRequest, pk: int) -> HttpResponse:
     """The MOUS's way into diagnostics (the whiteboard's findings cell): the overview of the EB
     that has diagnostics, or, when several have, a choice with each EB's open findings."""
     mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
-    rows = []
+    rows: list[_EbRow] = []
     for eb in mous.execution_blocks.order_by("uid"):  # a handful of EBs: one query each is fine
         runs = runs_with_diagnostics(eb)
         run = runs[0] if runs else None
@@ -180,7 +187,7 @@ def _table(topic: str, diagnostic: Diagnostic) -> list[list]:
         return [["cannot assess", s["cannot_assess"]]]
     if topic == Topic.WVR:
         report = s.get("report", {})
-        rows = [
+        rows: list[list] = [
             ["antenna", "WVR", "flagged (interpolated)", "RMS (µm)", "Disc (µm)", "phase rms before", "after"]
         ]
         for i, name in enumerate(report.get("Name", [])):
@@ -459,24 +466,26 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
     eb = get_object_or_404(ExecutionBlock.objects.select_related("mous"), pk=pk)
     runs = runs_with_diagnostics(eb)
     by_pk = {r.pk: r for r in runs}
-    a = by_pk.get(parse_id(request.GET.get("a", "")))
-    b = by_pk.get(parse_id(request.GET.get("b", "")))
+    a_id, b_id = parse_id(request.GET.get("a", "")), parse_id(request.GET.get("b", ""))
+    a = by_pk.get(a_id) if a_id is not None else None
+    b = by_pk.get(b_id) if b_id is not None else None
     if a is None or b is None:
         a, b = (runs[1], runs[0]) if len(runs) >= 2 else (None, None)
     rows = []
     if a and b:
         sa, sb = services.topic_scores(a), services.topic_scores(b)
         for value, label in Topic.choices:
-            change = None if sa[value] is None or sb[value] is None else round(sb[value] - sa[value], 3)
+            score_a, score_b = sa[value], sb[value]
+            change = None if score_a is None or score_b is None else round(score_b - score_a, 3)
             rows.append(
                 {
                     "label": label,
                     "topic": value,
-                    "a": sa[value],
-                    "b": sb[value],
+                    "a": score_a,
+                    "b": score_b,
                     "change": change,
-                    "band_a": score_band(sa[value]),
-                    "band_b": score_band(sb[value]),
+                    "band_a": score_band(score_a),
+                    "band_b": score_band(score_b),
                 }
             )
     figures_ab = []

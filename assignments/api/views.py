@@ -1,14 +1,16 @@
 """REST API of the assignments app: thin viewsets, verbs as @actions that call the model or services."""
 
+from collections.abc import Sequence
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework import status, viewsets
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,7 +44,7 @@ class Pagination(PageNumberPagination):
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw in (None, ""):
+        if raw is None or raw == "":
             return self.page_size
         size = parse_id(raw)
         if size not in PAGE_SIZES:
@@ -64,8 +66,11 @@ class AssignmentsApiMixin:
     StaleVersion, ConflictOfInterest, TransitionForbidden) carry their HTTP codes: the project's
     exception handler answers them (qa2portal/errors.py)."""
 
-    authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
-    pagination_class = Pagination
+    authentication_classes: Sequence[type[BaseAuthentication]] = [
+        HashedTokenAuthentication,
+        SessionAuthentication,
+    ]
+    pagination_class: type[BasePagination] | None = Pagination
 
 
 def _mous_filter_parameters() -> list[OpenApiParameter]:

@@ -7,12 +7,13 @@ GET  /api/ingests/<id>/                         one ingest: status, progress, er
 POST /api/ingests/<id>/cancel/                  cancel a queued or running ingest (the EB unchanged)
 """
 
+from collections.abc import Sequence
 from functools import partial
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -65,7 +66,10 @@ class PathInputSerializer(serializers.Serializer):
 
 
 class IngestApiMixin:
-    authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
+    authentication_classes: Sequence[type[BaseAuthentication]] = [
+        HashedTokenAuthentication,
+        SessionAuthentication,
+    ]
 
     def require_may_ingest(self, request: Request) -> None:
         if not ingest.may_ingest(request.user):

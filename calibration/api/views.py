@@ -1,10 +1,13 @@
 """REST API of the calibration app: script versions, runs, products (thin: parse, call a service)."""
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -20,10 +23,17 @@ from calibration.models import Product, Run, Script, ScriptVersion
 from qa2portal.api import id_param
 
 
-class CalibrationApiMixin:
-    authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
+class _HasRequest(Protocol):
+    request: Request
 
-    def require_may_work_on(self, mous: Mous) -> None:
+
+class CalibrationApiMixin:
+    authentication_classes: Sequence[type[BaseAuthentication]] = [
+        HashedTokenAuthentication,
+        SessionAuthentication,
+    ]
+
+    def require_may_work_on(self: _HasRequest, mous: Mous) -> None:
         # DRF's own PermissionDenied keeps the message in the 403 body (Django's would not).
         if not may_work_on(self.request.user, mous):
             raise PermissionDenied(NOT_YOURS)

@@ -12,11 +12,12 @@ from django.db import models
 from django.db.models.functions import Coalesce
 
 from assignments.models import ExecutionBlock, Mous
+from assignments.selectors import WhiteboardRow
 from calibration.models import Run
 from reports.models import Finding
 
 
-def whiteboard_rows(queryset: models.QuerySet[Mous]) -> models.QuerySet[Mous]:
+def whiteboard_rows(queryset: models.QuerySet[Mous]) -> models.QuerySet[WhiteboardRow]:
     """Every column of the whiteboard in one query: counts and latest run as subqueries.
 
     Correlated subqueries (not JOIN + GROUP BY) so PostgreSQL evaluates them only for the

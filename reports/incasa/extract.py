@@ -197,7 +197,7 @@ def bandpass(table: str) -> tuple[dict, dict[str, np.ndarray]]:
     freqs = _chan_freqs(table)
     arrays: dict[str, np.ndarray] = {}
     per_antenna: dict[str, dict[str, dict]] = {n: {} for n in names}
-    spw_snr: dict[str, float] = {}
+    spw_snr: dict[str, float | None] = {}
     nchans: dict[str, int] = {}
     for spw, (values, flag, ant, _time) in _per_spw(table, "CPARAM").items():
         npol, nchan, _ = values.shape
@@ -236,7 +236,7 @@ def gains(table: str) -> tuple[dict, dict[str, np.ndarray]]:
     names = _antenna_names(table)
     arrays: dict[str, np.ndarray] = {}
     per_antenna: dict[str, dict[str, dict]] = {n: {} for n in names}
-    spw_snr: dict[str, float] = {}
+    spw_snr: dict[str, float | None] = {}
     for spw, (values, flag, ant, time) in _per_spw(table, "CPARAM").items():
         spw_snr[str(spw)] = _finite_median(_masked(_col(table, "SNR", f"SPECTRAL_WINDOW_ID=={spw}"), flag))
         times = np.unique(time)
@@ -556,7 +556,9 @@ def after_step(
             if rel in wvr_tables:
                 kw, report = wvr_tables[rel]
                 spws = [int(s) for s in (kw.get("spw") or [])]
-                summary, arrays = wvr(table, str(folder / str(kw["vis"])), report, spws)
+                summary, arrays = wvr(
+                    table, str(folder / str(kw["vis"])), report if isinstance(report, dict) else None, spws
+                )
                 items.append(_item(folder, out_dir, "wvr", rel, summary, arrays, table_of))
             elif viscal.startswith("B TSYS"):
                 summary, arrays = tsys(table, _ms_of(folder, vis_of.get(rel)))
@@ -694,13 +696,11 @@ def _item(
     summary.update(table_of)
     target = folder / out_dir / f"{rel.replace('/', '_')}.{topic}.npz"
     target.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        target,
-        **{
-            k: np.asarray(v, dtype=np.float64 if k.startswith("time") else np.float32)
-            for k, v in arrays.items()
-        },
-    )
+    packed: dict[str, np.ndarray] = {
+        k: np.asarray(v, dtype=np.float64 if k.startswith("time") else np.float32) for k, v in arrays.items()
+    }
+    # numpy 2.4 stubs type **arrays as the allow_pickle flag; the arrays go in as keyword arrays.
+    np.savez(target, **packed)  # type: ignore[arg-type]
     return {
         "topic": topic,
         "name": rel,

@@ -5,9 +5,18 @@ Pages: anonymous -> 302 to login; any signed-in user reads; only the MOUS's redu
 acts (others get 403). A refused action on a page redirects back with its message (302); in the
 API it answers 409 (or 400 for bad input)."""
 
-from calibration.models import DataIngest, Product, Run, RunStep, Script, ScriptGeneration, ScriptVersion
+from calibration.models import (
+    CalibratorFlux,
+    DataIngest,
+    Product,
+    Run,
+    RunStep,
+    Script,
+    ScriptGeneration,
+    ScriptVersion,
+)
 from calibration.scripts import script_get_or_create, script_version_create
-from tests.assignments.matrix import api, everyone_reads, page
+from tests.assignments.matrix import ANON_PAGE, api, everyone_reads, manager_only, page
 from tests.calibration.conftest import alma_steps
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -104,6 +113,10 @@ def _restore(world, mous) -> dict:
     return {"ms": "nothing.ms", "name": "Original"}
 
 
+def _catalogue_entry(mous) -> dict:
+    return {"pk": CalibratorFlux.objects.order_by("pk").first().pk}  # seeded by migration 0005
+
+
 def acts(**kw):
     """A page action: 403 for another reducer's MOUS, a redirect (302) for its reducer and DRMs."""
     return page(other=403, own=302, drm=302, method="post", **kw)
@@ -123,6 +136,11 @@ ROUTES = {
     "calibration-version": [everyone_reads(302, kwargs=_version)],
     "calibration-version-download": [everyone_reads(302, kwargs=_version)],
     "calibration-version-convert": [acts(kwargs=_version)],
+    # a version without error-level findings: its reducer or a DRM is sent back with the reason
+    "calibration-version-confirm": [acts(kwargs=_version)],
+    # the calibrator catalogue is the DRMs' to read and edit
+    "calibration-catalogue": [manager_only(200, anon=ANON_PAGE)],
+    "calibration-catalogue-edit": [manager_only(200, anon=ANON_PAGE, kwargs=_catalogue_entry)],
     "calibration-version-diff": [everyone_reads(302, kwargs=_version, data=_against)],
     "calibration-run": [everyone_reads(302, kwargs=_run)],
     "calibration-run-status": [everyone_reads(302, kwargs=_run)],

@@ -13,6 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -33,7 +34,18 @@ from calibration.simulate.build import EbBuild, cached_eb, cached_ngc5921, copy_
 from calibration.simulate.ngc5921 import render_script
 from calibration.simulate.spec import BadWvr, BandpassDefect, DeadAntenna, HotTsys, LowSnrSpw, Quack
 
-PROJECT = {"code": "2019.1.00001.S", "title": "Demo: the disc of HD 163296 and HI in NGC 5921", "cycle": 7}
+
+class _DemoProject(TypedDict):
+    code: str
+    title: str
+    cycle: int
+
+
+PROJECT: _DemoProject = {
+    "code": "2019.1.00001.S",
+    "title": "Demo: the disc of HD 163296 and HI in NGC 5921",
+    "cycle": 7,
+}
 INVESTIGATORS = (
     ("Ada Lovelace-Demo", "pi@example.org", Investigator.Role.PI),
     ("Carl Sagan-Demo", "coi@example.org", Investigator.Role.COI),
