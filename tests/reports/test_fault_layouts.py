@@ -46,7 +46,9 @@ LAYOUTS = {
             HotTsys("DV05"),
             DeadAntenna("DV02"),
             Quack(),
-            LowSnrSpw(spw=2),
+            # 3.9 MHz over 64 channels: SNR 20x lower than the 2 GHz spws, below what a bandpass
+            # per channel and a gain per integration need (the demo's 62.5 MHz still has enough).
+            LowSnrSpw(spw=2, bandwidth_mhz=3.90625),
         ),
         seed=404,
         ms_name="uid___A002_Xd1a_X4.ms",
