@@ -19,7 +19,7 @@ Key = tuple[str, str, str, int | None, str]
 _DIRECTION_BY_CODE = {
     "wvr_bad_antenna": "down",  # phase rms with / without WVR, on that antenna
     "bandpass_chan2chan": "down",
-    "bandpass_low_snr_spw": "down",
+    "bandpass_low_snr_spw": "up",  # SNR per solution channel (or "down" on chan2chan, below)
     "bandpass_solint": "down",
 }
 
@@ -46,6 +46,8 @@ def expectation(finding: Mapping) -> dict:
     edit = finding.get("edit") or {}
     removes_data = "append" in edit
     direction = "gone" if removes_data else _DIRECTION_BY_CODE.get(str(finding["code"]), "gone")
+    if finding["code"] == "bandpass_low_snr_spw" and "SNR" not in str(finding.get("metric")):
+        direction = "down"  # judged on the channel-to-channel variation when no SNR was read
     metric = str(finding.get("metric") or "")
     place = where(finding)
     if direction == "gone":

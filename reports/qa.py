@@ -258,8 +258,24 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         typical_jump = _median([m["phase_jump_deg"] for m in rows.values()])
         snr = (summary.get("spw_snr") or {}).get(key)
         nchan = int((summary.get("nchan") or {}).get(key, 0)) or None
-        low_snr = snr is not None and math.isfinite(snr) and snr < BANDPASS_MIN_SNR
-        if len(noisy) >= max(2, len(rows) // 2) or low_snr:
+        snr_known = snr is not None and math.isfinite(snr)
+        low_snr = snr_known and snr < BANDPASS_MIN_SNR
+        array_wide = len(noisy) >= max(2, len(rows) // 2)
+        if array_wide and snr_known and not low_snr:
+            # Enough SNR per solution channel: the variation is the band's own shape at this
+            # (perhaps averaged) resolution, the same on every antenna, not noise and no fault.
+            out.append(
+                finding(
+                    "bandpass_structure",
+                    1.0,
+                    f"{spw_label(summary, spw)}: channel-to-channel variation above {CHAN2CHAN_LIMIT:.0%} on "
+                    f"{len(noisy)} of {len(rows)} antennas with a median SNR of {snr:.0f} per solution "
+                    "channel: the band's shape at this resolution, not noise.",
+                    spw=spw,
+                )
+            )
+            noisy = []
+        if low_snr or (array_wide and not snr_known):
             level = _median([rows[a]["chan2chan"] for a in noisy] or [m["chan2chan"] for m in rows.values()])
             edit = _solint_edit(context, snr, nchan)
             advice = (
@@ -277,8 +293,8 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
                     f"(median SNR {_fmt(snr)} per channel, pipeline minimum {BANDPASS_MIN_SNR:.0f}; "
                     f"channel-to-channel variation {level:.0%} on {len(noisy)} of {len(rows)} antennas, "
                     f"seeds' rule > {CHAN2CHAN_LIMIT:.0%}): {advice}.",
-                    metric="median |Δamp| / amp",
-                    value=level,
+                    metric="median SNR per solution channel" if snr_known else "median |Δamp| / amp",
+                    value=snr if snr_known else level,
                     spw=spw,
                     edit=edit,
                 )
@@ -582,15 +598,12 @@ def flags(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     previous = summary.get("previous")
     extra = _most_flagged(summary.get("antenna", {}))
     vis = summary["vis"].rsplit("/", 1)[-1]
+    quack_findings = (
+        quack(vis, summary.get("quack") or {}, context) if _judges_quack(vis, previous, context) else []
+    )
     if previous is None:
         score = linear(fraction, FLAGS_APRIORI_GOOD, FLAGS_APRIORI_BAD, 1.0, 0.0)
         message = f"{summary['stage']}: {fraction:.1%} of {vis} flagged (a priori){extra}"
-        # Quack is judged once per MS and run, at its first flag save, and only on the MS the
-        # script's flagging step works on (the split, when the script splits): an edit there
-        # is what fixes it.
-        split_step = context.step_titled("split out science")
-        flagged_here = split_step is None or ".split" in vis
-        quack_findings = quack(vis, summary.get("quack") or {}, context) if flagged_here else []
         return [
             finding("flags_apriori", score, message, metric="flagged fraction", value=fraction),
             *quack_findings,
@@ -603,7 +616,21 @@ def flags(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         f"{summary['stage']}: {new:.1%} of {vis} newly flagged since {previous['stage']} "
         f"({fraction:.1%} in all){extra}"
     )
-    return [finding("flags_new", score, message, metric="newly flagged fraction", value=new)]
+    return [finding("flags_new", score, message, metric="newly flagged fraction", value=new), *quack_findings]
+
+
+def _judges_quack(vis: str, previous: dict | None, context: ScriptContext) -> bool:
+    """Quack is judged once per MS and run, on the MS the script's flagging step works on (the
+    split, when the script splits), at its first flag save after that step: an edit to that step
+    is what fixes it, and a save before it would still show the unflagged starts."""
+    if context.step_titled("split out science") is not None and ".split" not in vis:
+        return False
+    flagging = context.step_titled("initial flagging") or context.step_titled("a priori flagging")
+    if flagging is None:
+        return previous is None
+    if context.step <= flagging:
+        return False
+    return previous is None or previous.get("step") is None or previous["step"] <= flagging
 
 
 def _most_flagged(per_antenna: dict[str, float]) -> str:

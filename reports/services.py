@@ -86,7 +86,11 @@ def _previous_flags(run: Run, vis: str) -> dict | None:
     earlier = Diagnostic.objects.filter(run=run, topic=Topic.FLAGS, summary__vis=vis).order_by("-pk").first()
     if earlier is None:
         return None
-    return {"stage": earlier.summary["stage"], "fraction": earlier.summary["total_fraction"]}
+    return {
+        "stage": earlier.summary["stage"],
+        "fraction": earlier.summary["total_fraction"],
+        "step": earlier.step.number if earlier.step else None,
+    }
 
 
 def topic_scores(run: Run) -> dict[str, float | None]:

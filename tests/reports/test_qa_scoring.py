@@ -271,3 +271,21 @@ def test_an_atmospheric_line_is_said_and_never_flagged():
     [line] = [f for f in found if f["code"] == "tsys_atm_line"]
     assert line["spw"] == 17 and line["edit"] is None and line["score"] == 1.0
     assert "231.281 GHz" in line["message"] and "not flagged" in line["message"]
+
+
+def test_array_wide_variation_with_enough_snr_is_the_bands_shape_not_a_fault():
+    per_antenna = {a: {"2": bp(chan2chan=0.056)} for a in "ABCDEF"}
+    summary = {"spws": [2], "per_antenna": per_antenna, "spw_snr": {"2": 40.0}, "nchan": {"2": 8}}
+    found = qa.bandpass("x.bandpass", summary, ctx())
+    assert codes(found) == ["bandpass_structure"] and found[0]["score"] == 1.0 and not found[0]["antenna"]
+
+
+def test_quack_is_judged_at_the_first_save_after_the_flagging_step_only():
+    profile = {"integration_s": 6.0, "scans": {"2": {"field": "J", "first": [0.5, 1.0, 1.0]}}}
+    summary = {"stage": "s", "vis": "x.ms.split", "total_fraction": 0.1, "antenna": {}, "quack": profile}
+    before_flagging = qa.ScriptContext(steps={**STEPS, 6: "Split out science SPWs"}, step=2)
+    assert "quack" not in codes(qa.flags("s", summary, before_flagging))
+    later = {**summary, "previous": {"stage": "BeforeBandpass", "fraction": 0.1, "step": 7}}
+    assert "quack" not in codes(qa.flags("s", later, ctx())), "judged once: at the first save after step 2"
+    first_after = {**summary, "previous": {"stage": "Original", "fraction": 0.1, "step": 1}}
+    assert "quack" in codes(qa.flags("s", first_after, ctx()))
