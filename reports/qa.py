@@ -254,7 +254,10 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         rows = {a: s[key] for a, s in summary["per_antenna"].items() if key in s and "chan2chan" in s[key]}
         if not rows:
             continue
-        noisy = [a for a, m in rows.items() if m["chan2chan"] > CHAN2CHAN_LIMIT]
+        # The seeds' channel-to-channel rule is about data channels: on solutions averaged over
+        # several channels it measures the band's shape, so there the SNR alone decides.
+        averaged = int((summary.get("averaged") or {}).get(key, 1))
+        noisy = [a for a, m in rows.items() if m["chan2chan"] > CHAN2CHAN_LIMIT] if averaged == 1 else []
         typical_jump = _median([m["phase_jump_deg"] for m in rows.values()])
         snr = (summary.get("spw_snr") or {}).get(key)
         nchan = int((summary.get("nchan") or {}).get(key, 0)) or None

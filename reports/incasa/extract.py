@@ -565,6 +565,7 @@ def after_step(
                 items.append(_item(folder, out_dir, "tsys", rel, summary, arrays, table_of))
             elif viscal.startswith("B Jones"):
                 summary, arrays = bandpass(table)
+                summary["averaged"] = channels_averaged(folder, vis_of.get(rel), summary["nchan"])
                 items.append(_item(folder, out_dir, "bandpass", rel, summary, arrays, table_of))
             elif viscal.startswith(("G Jones", "T Jones")):
                 summary, arrays = gains(table)
@@ -661,6 +662,16 @@ def _calmode(calls: list, rel: str) -> str:
 
 def _ms_of(folder: Path, vis: str | None) -> str | None:
     return str(folder / vis) if vis else None
+
+
+def channels_averaged(folder: Path, vis: str | None, table_nchan: dict[str, int]) -> dict[str, int]:
+    """{spw: data channels per solution channel} (solint 'inf,Nch' or 'inf,XMHz'); 1 when the
+    solutions are at the data's resolution or the data cannot be read."""
+    try:
+        data_nchan = {str(s): len(f) for s, f in _chan_freqs(str(folder / vis)).items()} if vis else {}
+    except Exception:
+        data_nchan = {}
+    return {spw: max(1, data_nchan.get(spw, n) // max(n, 1)) for spw, n in table_nchan.items()}
 
 
 def ms_spw_map(folder: Path, vis: str | None) -> dict[str, int]:

@@ -289,3 +289,12 @@ def test_quack_is_judged_at_the_first_save_after_the_flagging_step_only():
     assert "quack" not in codes(qa.flags("s", later, ctx())), "judged once: at the first save after step 2"
     first_after = {**summary, "previous": {"stage": "Original", "fraction": 0.1, "step": 1}}
     assert "quack" in codes(qa.flags("s", first_after, ctx()))
+
+
+def test_on_channel_averaged_solutions_only_the_snr_decides():
+    per_antenna = {a: {"2": bp(chan2chan=0.06)} for a in "ABCDEF"}
+    per_antenna["B"]["2"] = bp(chan2chan=0.09)
+    summary = {"spws": [2], "per_antenna": per_antenna, "spw_snr": {"2": 45.0}, "averaged": {"2": 8}}
+    assert codes(qa.bandpass("x.bandpass", summary, ctx())) == ["bandpass_ok"]
+    low = {**summary, "spw_snr": {"2": 12.0}, "nchan": {"2": 8}}
+    assert codes(qa.bandpass("x.bandpass", low, ctx())) == ["bandpass_low_snr_spw"]
