@@ -156,7 +156,12 @@ def test_every_fault_is_found_and_every_suggested_edit_fixes_its_topic(
     # finding without an edit: e.g. the calibrated phase scatter an interpolated WVR leaves.)
     scores_before, scores_after = topic_scores(first), topic_scores(second)
     for topic in {f.topic for f in applied.values()}:
-        change = (topic, scores_before[topic], scores_after[topic])
+        change = (
+            topic,
+            scores_before[topic],
+            scores_after[topic],
+            [f"{f.code} {f.antenna} {f.spw} {f.score:.2f}: {f.message}" for f in after if f.topic == topic],
+        )
         assert scores_after[topic] >= scores_before[topic], change
         open_before = [f for f in before if f.topic == topic and f.score <= OPEN_SCORE]
         if all(f in applied.values() or (f.edit and _same_edit(f, applied)) for f in open_before):
