@@ -181,16 +181,21 @@ def _field_spw(
     start = m.get("scan_start_ratio")
     if _ok(start) and start < CAL_SCAN_START_RATIO:
         seconds = m.get("integration_s")
-        interval = round(seconds, 3) if _ok(seconds) else 6.048
+        # Half an integration: flags exactly the first one whether flagdata counts from the
+        # scan's first timestamp or from the start of its first integration (as reports.qa.quack).
+        interval = round(0.5 * seconds, 1) if _ok(seconds) else None
+        advice = (
+            f"quack {interval} s at the start of every scan" if interval else "quack the first integration"
+        )
         out.append(
             finding(
                 "calibrated_scan_start",
                 _score(1 - start, 1 - CAL_SCAN_START_RATIO, 0.5),
                 f"{label}: the first integration of each scan is at {start:.0%} of the rest of its scan "
-                f"(limit {CAL_SCAN_START_RATIO:.0%}): quack {interval} s at the start of every scan.",
+                f"(limit {CAL_SCAN_START_RATIO:.0%}): {advice}.",
                 metric="first integration / scan median amp",
                 value=start,
-                edit=_quack_edit(context, split, interval),
+                edit=_quack_edit(context, split, interval) if interval else None,
                 **where,
             )
         )

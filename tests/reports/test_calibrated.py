@@ -151,7 +151,7 @@ def test_a_dip_at_every_scan_start_is_one_quack_finding():
     assert start["code"] == "calibrated_scan_start" and start["value"] == pytest.approx(0.5, abs=0.02)
     assert "seen in 2 field/spw pairs" in start["message"]
     assert start["edit"]["append"] == [
-        "flagdata(vis = 'uid___A002_Xsim_X1.ms.split', mode = 'quack', quackinterval = 6.048, "
+        "flagdata(vis = 'uid___A002_Xsim_X1.ms.split', mode = 'quack', quackinterval = 3.0, "
         "quackmode = 'beg', flagbackup = False)"
     ]
     assert metrics["amp_time_rms_frac"] > 0.1 > metrics["amp_time_rms_frac_rest"], "the rest is flat"
@@ -242,7 +242,7 @@ def test_the_standard_script_leaves_the_calibrators_flat_and_the_page_plots_them
         by_code.setdefault(f.code, []).append(f)
     [start] = by_code.pop("calibrated_scan_start")
     assert start.value == pytest.approx(quack["factor"], abs=0.05)
-    assert "mode = 'quack', quackinterval = 6.048" in start.edit["append"][0]
+    assert "mode = 'quack', quackinterval = 3.0" in start.edit["append"][0]
     noisy = by_code.pop("calibrated_phase_time_antenna")
     assert {(f.antenna, f.field) for f in noisy} == {(bad_wvr["antenna"], phase_cal)}
     assert by_code == {}, {code: [f.message for f in fs] for code, fs in by_code.items()}
