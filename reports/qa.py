@@ -280,9 +280,9 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
             noisy = []
         if low_snr or (array_wide and not snr_known):
             level = _median([rows[a]["chan2chan"] for a in noisy] or [m["chan2chan"] for m in rows.values()])
-            edit = _solint_edit(context, snr, nchan)
+            edit = _solint_edit(context, snr, nchan, (summary.get("chan_width_mhz") or {}).get(key))
             advice = (
-                f"average {edit['value'].split(',')[1]} per solution (solint={edit['value']!r}) in step "
+                f"solint={edit['value']!r} in step "
                 f"{context.step}, computed from the per-channel SNR {snr:.0f} for a target of "
                 f"{BANDPASS_TARGET_SNR:.0f}"
                 if edit and snr is not None
@@ -304,7 +304,12 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
             )
             noisy = []
         for antenna in noisy:
-            edit = _solint_edit(context, rows[antenna].get("snr_median"), nchan)
+            edit = _solint_edit(
+                context,
+                rows[antenna].get("snr_median"),
+                nchan,
+                (summary.get("chan_width_mhz") or {}).get(key),
+            )
             out.append(
                 finding(
                     "bandpass_chan2chan",
@@ -363,20 +368,32 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
     return out
 
 
-def _solint_edit(context: ScriptContext, snr: float | None, nchan: int | None) -> dict | None:
-    """solint='inf,<N>ch' with N from the per-channel SNR (bandpass_preaverage); None when the
-    SNR is unknown or needs no averaging (then the noise is not an SNR problem)."""
+def _solint_edit(
+    context: ScriptContext, snr: float | None, nchan: int | None, chan_width_mhz: float | None = None
+) -> dict | None:
+    """The bandpass solint that gives this spw enough SNR (bandpass_preaverage), or None when the
+    SNR is unknown or needs no averaging.
+
+    With the channel width known it is written in MHz ('inf,0.49MHz'): one bandpass call solves
+    every spw, and a width in MHz averages only the spws whose channels are narrower than it
+    (a wider channel is one solution channel, as CASA does for 'inf,1MHz' on 31 MHz channels),
+    so the wide spws keep their full resolution and their band edges."""
     if snr is None or nchan is None or not math.isfinite(snr):
         return None
     channels = bandpass_preaverage(snr, nchan)
     if channels <= 1:
         return None
+    if chan_width_mhz:
+        width = f"{channels * chan_width_mhz:.4g}MHz"
+        value, what = f"inf,{width}", f"{width} ({channels} channels of this spw)"
+    else:
+        value, what = f"inf,{channels}ch", f"{channels} channels"
     return {
         "step": context.step,
         "task": "bandpass",
         "param": "solint",
-        "value": f"inf,{channels}ch",
-        "description": f"average {channels} channels per bandpass solution in step {context.step}",
+        "value": value,
+        "description": f"average {what} per bandpass solution in step {context.step}",
     }
 
 

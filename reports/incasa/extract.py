@@ -199,10 +199,12 @@ def bandpass(table: str) -> tuple[dict, dict[str, np.ndarray]]:
     per_antenna: dict[str, dict[str, dict]] = {n: {} for n in names}
     spw_snr: dict[str, float | None] = {}
     nchans: dict[str, int] = {}
+    widths_mhz: dict[str, float] = {}
     for spw, (values, flag, ant, _time) in _per_spw(table, "CPARAM").items():
         npol, nchan, _ = values.shape
         snr = _masked(_col(table, "SNR", f"SPECTRAL_WINDOW_ID=={spw}"), flag)  # per channel solution
         nchans[str(spw)] = int(nchan)
+        widths_mhz[str(spw)] = float(abs(freqs[spw][1] - freqs[spw][0])) / 1e6 if nchan > 1 else 0.0
         spw_snr[str(spw)] = _finite_median(snr)
         amp = np.full((len(names), npol, nchan), np.nan)
         phase = np.full((len(names), npol, nchan), np.nan)
@@ -225,6 +227,7 @@ def bandpass(table: str) -> tuple[dict, dict[str, np.ndarray]]:
         "per_antenna": per_antenna,
         "spw_snr": spw_snr,
         "nchan": nchans,
+        "chan_width_mhz": widths_mhz,
     }
     if not any(per_antenna.values()):
         summary["cannot_assess"] = "every bandpass solution is flagged"

@@ -298,3 +298,16 @@ def test_on_channel_averaged_solutions_only_the_snr_decides():
     assert codes(qa.bandpass("x.bandpass", summary, ctx())) == ["bandpass_ok"]
     low = {**summary, "spw_snr": {"2": 12.0}, "nchan": {"2": 8}}
     assert codes(qa.bandpass("x.bandpass", low, ctx())) == ["bandpass_low_snr_spw"]
+
+
+def test_the_solint_is_written_in_mhz_so_only_the_narrow_spw_is_averaged():
+    per_antenna = {a: {"1": bp(chan2chan=0.09)} for a in "ABCDEF"}
+    summary = {
+        "spws": [1],
+        "per_antenna": per_antenna,
+        "spw_snr": {"1": 14.0},
+        "nchan": {"1": 64},
+        "chan_width_mhz": {"1": 0.06103515625},
+    }
+    [f] = qa.bandpass("x.bandpass", summary, ctx())
+    assert f["edit"]["value"] == "inf,0.4883MHz" and "8 channels of this spw" in f["edit"]["description"]
