@@ -259,10 +259,11 @@ def bandpass(name: str, summary: dict, context: ScriptContext) -> list[dict]:
         averaged = int((summary.get("averaged") or {}).get(key, 1))
         noisy = [a for a, m in rows.items() if m["chan2chan"] > CHAN2CHAN_LIMIT] if averaged == 1 else []
         typical_jump = _median([m["phase_jump_deg"] for m in rows.values()])
-        snr = (summary.get("spw_snr") or {}).get(key)
+        raw_snr = (summary.get("spw_snr") or {}).get(key)
+        snr: float | None = float(raw_snr) if raw_snr is not None and math.isfinite(raw_snr) else None
         nchan = int((summary.get("nchan") or {}).get(key, 0)) or None
-        snr_known = snr is not None and math.isfinite(snr)
-        low_snr = snr_known and snr < BANDPASS_MIN_SNR
+        snr_known = snr is not None
+        low_snr = snr is not None and snr < BANDPASS_MIN_SNR
         array_wide = len(noisy) >= max(2, len(rows) // 2)
         if array_wide and snr_known and not low_snr:
             # Enough SNR per solution channel: the variation is the band's own shape at this

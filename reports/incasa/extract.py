@@ -551,11 +551,7 @@ def after_step(
         viscal = str(product["viscal"])
         table = str(folder / rel)
         try:
-            table_of: dict = {"vis": vis_of.get(rel), "ms_spw": {}}
-            try:
-                table_of["ms_spw"] = ms_spw_map(folder, vis_of.get(rel))
-            except Exception as exc:  # the MS's ids are a help for the reader, not a requirement
-                table_of["spw_note"] = f"spw ids are the table's own: {type(exc).__name__}: {exc}"
+            table_of = _table_of(folder, vis_of.get(rel))
             if rel in wvr_tables:
                 kw, report = wvr_tables[rel]
                 spws = [int(s) for s in (kw.get("spw") or [])]
@@ -597,7 +593,7 @@ def after_step(
     for vis in calibrated_outputs(folder, calls):  # the `.cal` split: calibrated visibilities
         try:
             summary, arrays = calibrated(str(folder / vis))
-            items.append(_item(folder, out_dir, "calibrated", vis, summary, arrays, ms_spw_map(folder, vis)))
+            items.append(_item(folder, out_dir, "calibrated", vis, summary, arrays, _table_of(folder, vis)))
         except Exception as exc:
             items.append(
                 {
@@ -665,6 +661,16 @@ def _calmode(calls: list, rel: str) -> str:
 
 def _ms_of(folder: Path, vis: str | None) -> str | None:
     return str(folder / vis) if vis else None
+
+
+def _table_of(folder: Path, vis: str | None) -> dict:
+    """What a table or split was made from: its MS and the spw map to the MS it was split from."""
+    table_of: dict = {"vis": vis, "ms_spw": {}}
+    try:
+        table_of["ms_spw"] = ms_spw_map(folder, vis)
+    except Exception as exc:  # the MS's ids are a help for the reader, not a requirement
+        table_of["spw_note"] = f"spw ids are the table's own: {type(exc).__name__}: {exc}"
+    return table_of
 
 
 def channels_averaged(folder: Path, vis: str | None, table_nchan: dict[str, int]) -> dict[str, int]:
