@@ -12,6 +12,7 @@ The limits are settings (CASA_LIMIT_*); 0 turns one off.
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,9 @@ GIB = 1024**3
 CGROUP_PREFIX = "qa2portal-casa-"
 # cgroup v1 mounts the pids controller on its own; v2 has one unified tree.
 PIDS_CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
+# An empty cgroup younger than this may be one another process has just made and its CASA not
+# yet joined (two workers starting CASA at once): the sweep leaves it alone.
+SWEEP_MIN_AGE_SECONDS = 120.0
 
 
 def rlimit_argv() -> list[str]:
@@ -66,9 +70,16 @@ def _own_cgroup(root: Path) -> Path | None:
 
 
 def _sweep_empty(parent: Path) -> None:
-    """Remove the cgroups of CASA processes that have ended (a killed worker leaves them)."""
+    """Remove the cgroups of CASA processes that have ended (a killed worker leaves them).
+
+    Not a fresh one: between its mkdir and its CASA joining it, another worker's group is
+    empty too, and removing it fails that CASA ("cgroup.procs: Directory nonexistent").
+    """
+    now = time.time()
     for child in parent.glob(f"{CGROUP_PREFIX}*"):
         try:
+            if now - child.stat().st_mtime < SWEEP_MIN_AGE_SECONDS:
+                continue
             if not (child / "cgroup.procs").read_text().strip():
                 child.rmdir()
         except OSError:
