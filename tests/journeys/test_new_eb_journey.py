@@ -70,7 +70,7 @@ def people(db) -> dict[str, Person]:
 
 
 def test_drm_ingests_an_unseen_eb_and_the_reducer_finds_its_faults(
-    page: Page, live_server, celery_worker_process, staged, unseen_eb, people
+    page: Page, live_server, celery_worker_process, calibrator_catalogue, staged, unseen_eb, people
 ):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
