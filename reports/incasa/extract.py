@@ -6,6 +6,7 @@ read becomes a diagnostic that says so ("cannot assess"), never an exception for
 Layout of the artifacts: reports/ARTIFACTS.md.
 """
 
+import functools
 import math
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from reports.reference import live_antennas, wvr_reference
 
 C_M_S = 299792458.0
 MAX_POINTS = 2000  # per time series in an artifact; pages decimate further per pixel
+ATM_POINTS = 128  # ATM model points per spw (see atm_transmission)
 
 Item = dict[str, object]
 
@@ -146,9 +148,10 @@ def atm_transmission(freq_hz: np.ndarray, ms: str | None, airmass: float = 1.4) 
             atmType=1,
         )
         width = float(abs(freq_hz[-1] - freq_hz[0])) or 1e6
-        # ~256 ATM points per spw: the curve (O3 lines included) is smooth at that scale, and
-        # per-channel ATM over 3840 channels costs seconds per spw.
-        resolution = max(width / min(max(len(freq_hz) - 1, 1), 256), 1e5)
+        # At most ATM_POINTS per spw: ATM's radiative transfer costs ~2 ms a point (0.5 s a spw
+        # at 256), and at ~15 MHz on a 1.9 GHz spw the curve and its O3 dips (tens of MHz
+        # wide at the stratosphere's pressure) are still drawn.
+        resolution = max(width / min(max(len(freq_hz) - 1, 1), ATM_POINTS), 1e5)
         at.initSpectralWindow(
             nbands=1,
             fCenter=qa.quantity(float(np.mean(freq_hz)) / 1e9, "GHz"),
@@ -183,6 +186,7 @@ def atm_line(freq_hz: np.ndarray, transmission: np.ndarray, spectra: np.ndarray)
     }
 
 
+@functools.lru_cache(maxsize=8)
 def _median_pwv(ms: str | None) -> float:
     if ms and Path(ms, "ASDM_CALWVR").exists():
         water = _col(ms + "/ASDM_CALWVR", "water")
@@ -467,6 +471,7 @@ def _bandwidths_mhz(chans: dict[int, np.ndarray]) -> dict[int, float]:
     return out
 
 
+QUACK_CHANNELS = 256
 CALIBRATOR_INTENTS = ("CALIBRATE_BANDPASS*", "CALIBRATE_PHASE*", "CALIBRATE_FLUX*", "CALIBRATE_AMPLI*")
 
 
@@ -494,6 +499,7 @@ def quack_profile(vis: str, max_integrations: int = 4) -> dict:
         field_of = {s: int(msmd.fieldsforscan(s)[0]) for s in scans}
         names = {f: str(msmd.namesforfields(f)[0]) for f in fields}
         interval = float(np.median(msmd.exposuretime(scan=scans[0], spwid=spw)["value"]))
+        integrations = {s: msmd.timesforscan(s) for s in scans}
     finally:
         msmd.close()
     ms = casatools.ms()
@@ -501,12 +507,17 @@ def quack_profile(vis: str, max_integrations: int = 4) -> dict:
     out: dict[str, dict] = {}
     try:
         for scan in scans:
+            if len(integrations.get(scan, ())) < 3:
+                continue  # too short to tell a low start from the rest
             try:
                 ms.selectinit(reset=True)
                 ms.selectinit(datadescid=ddid)
                 if not ms.select({"scan_number": [scan]}):
                     continue
-                ms.selectchannel(1, 0, nchan, 1)
+                # The central channels (at most QUACK_CHANNELS), averaged: a scan's start is
+                # low across the band, and a wide spw's every channel is not worth reading.
+                width = min(nchan, QUACK_CHANNELS)
+                ms.selectchannel(1, (nchan - width) // 2, width, 1)
                 rec = ms.getdata(["amplitude", "flag", "time", "antenna1", "antenna2"])
             except RuntimeError:  # a scan without this spw (an ATM or pointing scan)
                 continue
