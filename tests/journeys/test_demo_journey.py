@@ -15,7 +15,7 @@ from assignments.models import ExecutionBlock, Mous
 from assignments.services import mous_assign
 from calibration import runs, script_generation
 from calibration.models import Run, Script
-from reports.models import Finding
+from reports.models import Finding, Topic
 
 pytestmark = [
     pytest.mark.worker,
@@ -97,7 +97,7 @@ def test_reducer_calibrates_the_demo_alma_eb_by_links(page: Page, live_server, d
     run_id = generate_and_run_all(page)
 
     page.get_by_role("link", name="diagnostics").first.click()
-    expect(page.locator("#scores .score-card")).to_have_count(6)
+    expect(page.locator("#scores .score-card")).to_have_count(len(Topic.choices))
     # The demo's injected faults (make_demo_data): bad WVR on DV07, hot receiver on DA44.
     expect(page.locator("tr[data-code='wvr_bad_antenna'][data-antenna='DV07']")).to_have_count(1)
     expect(page.locator("tr[data-code='tsys_high'][data-antenna='DA44']")).to_have_count(1)

@@ -18,7 +18,7 @@ from calibration.models import Run
 from calibration.simulate import presets
 from calibration.simulate.build import cached_eb
 from calibration.simulate.spec import BadWvr, BandpassDefect, HotTsys
-from reports.models import Finding
+from reports.models import Finding, Topic
 from tests.journeys.test_demo_journey import generate_and_run_all, sign_in, sign_out
 
 pytestmark = [
@@ -139,7 +139,7 @@ def test_drm_ingests_an_unseen_eb_and_the_reducer_finds_its_faults(
     page.locator(f"tr[data-eb='{eb_uid}'] a[data-link='scripts']").click()
     run_id = generate_and_run_all(page)
     page.get_by_role("link", name="diagnostics").first.click()
-    expect(page.locator("#scores .score-card")).to_have_count(6)
+    expect(page.locator("#scores .score-card")).to_have_count(len(Topic.choices))
     expect(page.locator("tr[data-code='wvr_bad_antenna'][data-antenna='DA42']")).to_have_count(1)
     expect(page.locator("tr[data-code='tsys_high'][data-antenna='DV05']")).to_have_count(1)
     expect(page.locator("tr[data-antenna='DA45'][data-code^='bandpass']").first).to_be_visible()
