@@ -231,6 +231,15 @@ def calibrator_catalogue(db) -> None:
     load_file()
 
 
+@pytest.fixture(autouse=True)
+def seeded_as_migrated(request) -> None:
+    """Every transactional test starts from what the migrations seed (the calibrator catalogue),
+    as a deployed database does: the flush after the previous one removed it."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        request.getfixturevalue("calibrator_catalogue")
+
+
 @pytest.fixture
 def free_port() -> Iterator[int]:
     import socket
