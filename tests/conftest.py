@@ -236,7 +236,10 @@ def seeded_as_migrated(request) -> None:
     """Every transactional test starts from what the migrations seed (the calibrator catalogue),
     as a deployed database does: the flush after the previous one removed it."""
     marker = request.node.get_closest_marker("django_db")
-    if marker is not None and marker.kwargs.get("transaction"):
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server")
+    )
+    if transactional:
         request.getfixturevalue("calibrator_catalogue")
 
 
