@@ -233,13 +233,12 @@ def calibrator_catalogue(db) -> None:
 
 @pytest.fixture(autouse=True)
 def seeded_as_migrated(request) -> None:
-    """Every transactional test starts from what the migrations seed (the calibrator catalogue),
-    as a deployed database does: the flush after the previous one removed it."""
-    marker = request.node.get_closest_marker("django_db")
-    transactional = (marker is not None and marker.kwargs.get("transaction")) or any(
-        name in request.fixturenames for name in ("transactional_db", "live_server")
+    """Every database test starts from what the migrations seed (the calibrator catalogue), as a
+    deployed database does: a transactional test's flush removes it for the tests after it."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in request.fixturenames for name in ("db", "transactional_db", "live_server")
     )
-    if transactional:
+    if uses_db:
         request.getfixturevalue("calibrator_catalogue")
 
 
