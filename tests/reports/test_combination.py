@@ -12,11 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, MousState
 from assignments.staging import mous_stage
-from calibration import casa, runs, script_generation
+from calibration import casa, script_generation
 from calibration import combination as copying
 from calibration.models import CombinationCopy, Run
 from calibration.runs import combination_folder
@@ -24,7 +25,7 @@ from calibration.simulate import presets
 from calibration.simulate.build import cached_eb
 from calibration.simulate.spec import Component
 from reports import combination
-from reports.models import Diagnostic
+from reports.models import Diagnostic, FluxEdit
 from tests.factories import ExecutionBlockFactory, MousFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.casa, pytest.mark.django_db(transaction=True)]
@@ -93,8 +94,10 @@ def wait_for(row, done, timeout: float = 600):
 
 
 def test_two_ebs_are_calibrated_at_once_scaled_to_the_weighted_mean_and_concatenated(
-    celery_worker_process, reducer, calibrator_catalogue
+    page, live_server, login, celery_worker_process, reducer, calibrator_catalogue
 ):
+    """The reducer's path in Chromium (calibrate all, copy, edit a flux, generate, run, read the
+    result); the numbers checked against the database and measured in CASA."""
     started = time.monotonic()
     mous = MousFactory(state=MousState.ASSIGNED, assignee=reducer)
     ebs = [ExecutionBlockFactory(mous=mous, uid=f"uid://A002/Xcomb/X{n}") for n in (1, 2)]
@@ -109,20 +112,32 @@ def test_two_ebs_are_calibrated_at_once_scaled_to_the_weighted_mean_and_concaten
         )
     with pytest.raises(copying.CombinationRefused, match="is not calibrated"):
         copying.combination_copy_request(mous=mous, by=reducer.user)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login("calreducer", "reducer-pw-123")
 
-    # 1. Calibrate all EBs: one run per EB, all steps of each latest version.
-    eb_runs = runs.runs_calibrate_all(mous=mous, by=reducer.user)
+    # 1. Calibrate all EBs from the MOUS page: one run per EB; the page follows both.
+    page.goto(f"{live_server.url}/calibration/mous/{mous.pk}/")
+    page.click("#calibrate-all")
+    expect(page.locator(".messages")).to_contain_text("2 runs queued")
+    eb_runs = list(Run.objects.filter(mous=mous).order_by("pk"))
     assert sorted(r.execution_block_id for r in eb_runs) == sorted(eb.pk for eb in ebs)
+    for uid in (eb.uid for eb in ebs):
+        expect(page.locator(f'tr[data-eb="{uid}"] .run-progress')).to_have_attribute(
+            "data-run-status", "SUCCEEDED", timeout=600_000
+        )
     for run in eb_runs:
-        wait_for(run, lambda r: r.is_terminal)
+        run.refresh_from_db()
         assert run.status == Run.Status.SUCCEEDED, run.error
+    expect(page.locator(".run-progress span").first).to_contain_text(f"{run.steps.count()} / ")
     calibrated_at = time.monotonic()
 
-    # 2. Copy into Combination/calibrated, with progress.
-    copy = copying.combination_copy_request(mous=mous, by=reducer.user)
-    wait_for(copy, lambda c: not c.is_active)
-    assert copy.status == CombinationCopy.Status.DONE, copy.error
-    assert copy.percent == 100 and copy.bytes_done == copy.bytes_total > 0
+    # 2. The combination page (linked), the copy with its progress.
+    page.click("#combination-link")
+    page.click("#copy-data")
+    expect(page.locator("#copy-progress")).to_contain_text("Done 100%", timeout=120_000)
+    copy = CombinationCopy.objects.get(mous=mous)
+    assert copy.bytes_done == copy.bytes_total > 0
     folder = combination_folder(mous)
     for eb in ebs:
         assert (folder / f"{eb.ms_name}.split.cal" / "table.dat").is_file()
@@ -136,43 +151,63 @@ def test_two_ebs_are_calibrated_at_once_scaled_to_the_weighted_mean_and_concaten
     for spw, mean in means.items():
         pairs = [(eb.fields[PHASE_CAL][spw]["flux"], eb.fields[PHASE_CAL][spw]["error"]) for eb in fluxes.ebs]
         assert mean["flux"] == pytest.approx(combination.weighted_mean(pairs)[0])
+    rows = page.locator("#flux-table tbody tr")
+    expect(rows).to_have_count(len(means))
+    page.wait_for_function("document.body.dataset.figuresReady === '1'", timeout=30_000)
 
-    # 3. Generate (scale and concatenate) and run it in Combination/calibrated.
-    version = combination.combination_script_create(mous=mous, mode=combination.SCALE, by=reducer.user)
-    run = combination.combination_run_create(mous=mous, version=version, by=reducer.user)
-    assert Path(run.folder) == folder
-    wait_for(run, lambda r: r.is_terminal)
-    assert run.status == Run.Status.SUCCEEDED, run.error
-    assert (folder / run.casa_log_name).is_file()
+    # A bad flux is refused with the reason, and changes nothing; a good one is kept with history.
+    edit_row = page.locator('#flux-table tr[data-spw="0"]')
+    edit_row.locator("input[name=flux]").fill("-1")
+    edit_row.locator("button").click()
+    expect(page.locator(".messages")).to_contain_text(
+        "Flux not changed: -1 Jy: a flux must be a positive number"
+    )
+    assert not FluxEdit.objects.exists()
+    edited = round(means["0"]["flux"] * 1.03, 4)  # the reducer knows better for spw 0
+    page.locator('#flux-table tr[data-spw="0"] input[name=flux]').fill(str(edited))
+    page.locator('#flux-table tr[data-spw="0"] button').click()
+    expect(page.locator('#flux-table tr[data-spw="0"] .in-use')).to_contain_text(f"{edited:.4f}")
+    expect(page.locator("#flux-history tbody tr")).to_have_count(1)
+    wanted = {spw: (edited if spw == "0" else m["flux"]) for spw, m in means.items()}
+
+    # 3. Generate (scale and concatenate), run it in Combination/calibrated, read the result.
+    page.click("#generate")
+    expect(page.locator(".messages")).to_contain_text("scriptForFluxCalibration.py v1 generated")
+    page.click("#run-combination")
+    page.wait_for_function("document.body.dataset.runStatus === 'SUCCEEDED'", timeout=300_000)
+    run = Run.objects.filter(mous=mous, execution_block__isnull=True).get()
+    assert Path(run.folder) == folder and (folder / run.casa_log_name).is_file()
+    page.goto(f"{live_server.url}/reports/mous/{mous.pk}/combination/")
+    summary = combination.concat_summary(mous)
+    assert summary is not None
+    expect(page.locator("#concat-summary")).to_contain_text(f"{summary['rows']} rows")
+    expect(page.locator("#fields-multiplied")).to_have_count(0)
+    assert not errors, errors
 
     # The concatenated MS: the rows of both splits, their fields, their spws (merged).
     splits = [measure(eb_folder(eb) / f"{eb.ms_name}.split.cal") for eb in ebs]
     combined = measure(folder / "calibrated.ms")
-    summary = combination.concat_summary(mous)
-    assert summary is not None
     assert summary["rows"] == combined["rows"] == sum(s["rows"] for s in splits)
     assert summary["observations"] == 2
     assert len(summary["spws"]) == summary["expected_spws"] == len(summary["inputs"][0]["spws"])
     assert sorted(summary["fields"]) == sorted(summary["inputs"][0]["fields"])
     assert not summary["fields_multiplied"] and not summary["spws_multiplied"]
 
-    # After scaling, the phase calibrator of each EB has the weighted-mean flux (within 1%),
-    # measured on the visibilities: each EB's amplitude moved by mean/own, and both EBs agree.
+    # After scaling, the phase calibrator of each EB has the flux in use (the weighted mean;
+    # spw 0: the reducer's edit) within 1%, measured on the visibilities (vector average of a
+    # point source): each EB moved by wanted/own, from 1.2 and 1.32 Jy to the same value.
     print(
-        "fluxes",
-        {
-            spw: (m["flux"], [eb.fields[PHASE_CAL][spw]["flux"] for eb in fluxes.ebs])
-            for spw, m in means.items()
-        },
+        "flux in use and per EB",
+        {spw: (wanted[spw], [eb.fields[PHASE_CAL][spw]["flux"] for eb in fluxes.ebs]) for spw in means},
     )
     print("amplitudes", splits[0]["amp"], splits[1]["amp"], combined["amp"])
     for k, (eb_flux, split) in enumerate(zip(fluxes.ebs, splits, strict=True)):
-        for spw, mean in means.items():
+        for spw in means:
             before = split["amp"][f"0/{spw}"]
             after = combined["amp"][f"{k}/{spw}"]
             own = eb_flux.fields[PHASE_CAL][spw]["flux"]
-            assert after / before == pytest.approx(mean["flux"] / own, rel=0.01), (k, spw)
-            assert after == pytest.approx(mean["flux"], rel=0.01), (k, spw, after, mean["flux"])
+            assert after / before == pytest.approx(wanted[spw] / own, rel=0.01), (k, spw)
+            assert after == pytest.approx(wanted[spw], rel=0.01), (k, spw, after, wanted[spw])
     combined_at = time.monotonic()
 
     # 4. From scratch: only what combination made goes; a reducer's own file stays.
