@@ -14,10 +14,12 @@ import shutil
 import stat
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -225,3 +227,20 @@ def combination_copy_execute(copy_id: int) -> CombinationCopy:
         _finish(copy, CombinationCopy.Status.FAILED, error=f"{type(exc).__name__}: {exc.strerror or exc}")
     copy.refresh_from_db()
     return copy
+
+
+def copies_reap_stale(*, stale_after: int | None = None) -> list[int]:
+    """FAIL every copy whose heartbeat stopped (its worker died): a copy never blocks for ever."""
+    limit = timezone.now() - timedelta(seconds=stale_after or settings.RUN_STALE_AFTER_SECONDS)
+    reaped = []
+    for copy in CombinationCopy.objects.filter(status=CombinationCopy.Status.COPYING, heartbeat_at__lt=limit):
+        seen = timezone.localtime(copy.heartbeat_at).strftime("%H:%M:%S") if copy.heartbeat_at else "-"
+        if CombinationCopy.objects.filter(
+            pk=copy.pk, status=CombinationCopy.Status.COPYING, heartbeat_at__lt=limit
+        ).update(
+            status=CombinationCopy.Status.FAILED,
+            error=f"worker lost (no heartbeat since {seen}): copy again",
+            finished_at=timezone.now(),
+        ):
+            reaped.append(copy.pk)
+    return reaped

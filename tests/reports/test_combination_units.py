@@ -181,3 +181,21 @@ def test_calibrate_all_starts_nothing_when_an_eb_has_no_script(two_eb_mous, redu
         f"EB {second.uid} has no data on disk yet (Expected (not yet on disk))"
     )
     assert not Run.objects.exists()
+
+
+def test_a_copy_whose_worker_died_is_failed_by_the_reaper(two_eb_mous):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    mous, _ = two_eb_mous
+    old = timezone.now() - timedelta(hours=1)
+    stale = CombinationCopy.objects.create(mous=mous, status=CombinationCopy.Status.COPYING, heartbeat_at=old)
+    fresh = CombinationCopy.objects.create(
+        mous=mous, status=CombinationCopy.Status.COPYING, heartbeat_at=timezone.now()
+    )
+    assert copying.copies_reap_stale() == [stale.pk]
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.status == CombinationCopy.Status.FAILED and "worker lost" in stale.error
+    assert fresh.status == CombinationCopy.Status.COPYING
