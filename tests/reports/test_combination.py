@@ -221,6 +221,19 @@ def test_two_ebs_are_calibrated_at_once_scaled_to_the_weighted_mean_and_concaten
     for eb in ebs:
         assert (folder / f"{eb.ms_name}.split.cal" / "table.dat").is_file()
         assert not (folder / f"{eb.ms_name}.split.cal.rescaled").exists()
+
+    # 5. Concatenate only: the EBs keep their own flux scale (the amplitudes are the splits').
+    only = combination.combination_script_create(mous=mous, mode=combination.CONCAT, by=reducer.user)
+    assert "setjy(" not in only.text() and only.number == 2
+    plain = wait_for(
+        combination.combination_run_create(mous=mous, version=only, by=reducer.user), lambda r: r.is_terminal
+    )
+    assert plain.status == Run.Status.SUCCEEDED, plain.error
+    concatenated = measure(folder / "calibrated.ms")
+    assert concatenated["rows"] == sum(s["rows"] for s in splits)
+    for k, split in enumerate(splits):
+        for spw in means:
+            assert concatenated["amp"][f"{k}/{spw}"] == pytest.approx(split["amp"][f"0/{spw}"], rel=1e-4)
     print(
         f"calibrate all {calibrated_at - started:.0f} s, combination {combined_at - calibrated_at:.0f} s, "
         f"total {time.monotonic() - started:.0f} s"
