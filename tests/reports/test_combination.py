@@ -154,6 +154,9 @@ def test_two_ebs_are_calibrated_at_once_scaled_to_the_weighted_mean_and_concaten
     rows = page.locator("#flux-table tbody tr")
     expect(rows).to_have_count(len(means))
     page.wait_for_function("document.body.dataset.figuresReady === '1'", timeout=30_000)
+    alpha = fluxes.fits[PHASE_CAL].alpha
+    assert alpha == pytest.approx(-0.5, abs=0.15)  # the simulated calibrator's index
+    expect(page.locator(".spectral-fit")).to_contain_text(f"spectral index \u03b1 = {alpha:.3f}")
 
     # A bad flux is refused with the reason, and changes nothing; a good one is kept with history.
     edit_row = page.locator('#flux-table tr[data-spw="0"]')
