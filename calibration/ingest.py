@@ -33,7 +33,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from celery import current_app
 from django.conf import settings
@@ -403,6 +403,12 @@ class Progress:
             raise IngestStopped(f"ingest {self.ingest.pk} is no longer {self.ingest.status}")
 
 
+class CopyProgress(Protocol):
+    """What the copy reports to: bytes as they are copied (an ingest, a combination copy)."""
+
+    def add(self, n: int) -> None: ...
+
+
 _DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -487,7 +493,7 @@ def _open_as_scanned(dir_fd: int, node: Node, rel: str) -> int:
         raise
 
 
-def _copy_fd(src_fd: int, dst: Path, mode: int, size: int, rel: str, progress: Progress) -> None:
+def _copy_fd(src_fd: int, dst: Path, mode: int, size: int, rel: str, progress: CopyProgress) -> None:
     """Copy the open file `src_fd` to the new file `dst` (kernel copy where it can), its mode too."""
     out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     copied = 0
@@ -514,7 +520,7 @@ def _copy_fd(src_fd: int, dst: Path, mode: int, size: int, rel: str, progress: P
         raise IngestFailed(f"{rel} changed size while it was copied; nothing was changed")
 
 
-def _copy_tree(dir_fd: int, node: Node, target: Path, rel: str, progress: Progress) -> None:
+def _copy_tree(dir_fd: int, node: Node, target: Path, rel: str, progress: CopyProgress) -> None:
     target.mkdir()
     for child in node.children or []:
         child_rel = f"{rel}/{child.name}"
@@ -527,6 +533,11 @@ def _copy_tree(dir_fd: int, node: Node, target: Path, rel: str, progress: Progre
         finally:
             os.close(fd)
     os.chmod(target, stat.S_IMODE(node.mode) | stat.S_IRWXU)
+
+
+# The fd-walking copy, also used for the combination copy (calibration.combination).
+copy_fd = _copy_fd
+copy_tree = _copy_tree
 
 
 def require_free_space(staging: Path, needed: int, what: str) -> None:

@@ -510,3 +510,52 @@ class CalibratorFlux(models.Model):
             measured=self.measured_on.isoformat() if self.measured_on else None,
             provenance=self.provenance,
         )
+
+
+class CombinationCopy(TimedWork):
+    """Copying every EB's calibrated split (and its fluxscale log) into Combination/calibrated.
+
+    Done by a worker (calibration.combination), outside CASA: the sandbox of a run sees only
+    its own folder, so the combination run finds its inputs already in place."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        COPYING = "COPYING", "Copying"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.COPYING)
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="combination_copies")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    from_scratch = models.BooleanField(default=False)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    # [{"eb": uid, "run": id, "names": ["<ms>.split.cal", "<ms>.split.fluxscale"]}]: what it copied.
+    copied = models.JSONField(default=list, blank=True)
+    # Names it removed first (from scratch): only what a combination made.
+    removed = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"combination copy {self.pk} of {self.mous} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.bytes_total:
+            return 0
+        return min(100, int(100 * self.bytes_done / self.bytes_total))

@@ -36,8 +36,15 @@ def run_folder_for(version: ScriptVersion) -> Path:
             "a calibration script has an EB (script_calibration_has_eb)"
         )
         return eb_folder(script.execution_block)
-    sub = "Imaging" if script.kind == Script.Kind.IMAGING else "Combination"
-    return inside_data_root(mous_folder(script.mous) / sub)
+    if script.kind == Script.Kind.COMBINATION:
+        return combination_folder(script.mous)
+    return inside_data_root(mous_folder(script.mous) / "Imaging")
+
+
+def combination_folder(mous: Mous) -> Path:
+    """Combination/calibrated (lower case, the seeds' name): where the EBs' splits are
+    combined and the combination script runs."""
+    return inside_data_root(mous_folder(mous) / "Combination" / "calibrated")
 
 
 def select_steps(version: ScriptVersion, requested: list[int] | None) -> list[dict]:
@@ -114,6 +121,41 @@ def run_create(
         mous.transition(MousState.CALIBRATING, by=by, note=f"run {run.pk} queued")
     enqueue(run)
     return run
+
+
+def calibration_version_of(eb: ExecutionBlock) -> ScriptVersion | None:
+    script = Script.objects.filter(execution_block=eb, kind=Script.Kind.CALIBRATION).first()
+    return script.latest_version() if script is not None else None
+
+
+@transaction.atomic
+def runs_calibrate_all(*, mous: Mous, by) -> list[Run]:
+    """Start a run of every step of each EB's latest calibration script version, all at once.
+
+    Every EB is checked first; when any is refused nothing starts (one transaction: a run
+    refused half-way rolls the others back, and their tasks are only sent after commit).
+    The runs go to the casa queue and run in parallel, one per worker slot."""
+    ebs = list(mous.execution_blocks.order_by("uid"))
+    if not ebs:
+        raise RunRefused(f"{mous.uid} has no EBs")
+    problems, versions = [], []
+    for eb in ebs:
+        version = calibration_version_of(eb)
+        if version is None:
+            problems.append(f"EB {eb.uid} has no calibration script (generate or upload one)")
+        if eb.data_status != ExecutionBlock.DataStatus.PRESENT:
+            problems.append(f"EB {eb.uid} has no data on disk yet ({eb.get_data_status_display()})")
+        versions.append(version)
+    if problems:
+        raise RunRefused("nothing was started: " + "; ".join(problems))
+    started = []
+    for eb, version in zip(ebs, versions, strict=True):
+        assert version is not None
+        try:
+            started.append(run_create(version=version, steps=[], by=by))
+        except RunRefused as exc:
+            raise RunRefused(f"nothing was started: EB {eb.uid}: {exc}") from exc
+    return started
 
 
 def enqueue(run: Run) -> None:

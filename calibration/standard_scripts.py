@@ -681,3 +681,90 @@ def _round_sig(value: float, digits: int = 2) -> float:
     if value <= 0:
         return value
     return round(value, -math.floor(math.log10(value)) + digits - 1)
+
+
+def flux_calibration_script(
+    ebs: list[dict],
+    means: Mapping[str, Mapping[str, Mapping[str, float]]],
+    spectral_index: Mapping[str, float],
+    *,
+    scale: bool,
+    combined: str = "calibrated.ms",
+) -> str:
+    """scriptForFluxCalibration.py (ALMA's `es.generateReducScript(..., step='fluxcal')`).
+
+    `ebs`: [{"vis": "<ms>.split.cal", "refant": "DA41", "fields": {field: {spw: {"flux", "error",
+    "freq_ghz"}}}}] in observing order; `means`: {field: {spw: {"flux", "freq_ghz"}}} (the weighted
+    means, or the reducer's edits); spw keys are the splits' ids. With `scale`, each EB's
+    calibrators are set to the mean flux per spw (setjy, manual, with the fitted index), the
+    amplitude gains against that model are solved (gaincal calmode='a') and applied to every
+    field, and the rescaled data split out; then everything is concatenated into `combined`."""
+    w = ScriptWriter()
+    header = ["# allFluxes: field, spw, frequency (GHz), this EB's flux (Jy), weighted mean (Jy), EB"]
+    for eb in ebs:
+        for name, spws in eb["fields"].items():
+            for spw, entry in sorted(spws.items(), key=lambda kv: int(kv[0])):
+                mean = means.get(name, {}).get(spw, {}).get("flux")
+                mean_text = f"{mean:.4f}" if mean is not None else "-"
+                header.append(
+                    f'#   "{name}" {spw} {entry["freq_ghz"]:.3f} {entry["flux"]:.4f} {mean_text} {eb["vis"]}'
+                )
+    inputs = []
+    if scale:
+        for eb in ebs:
+            vis = eb["vis"]
+            fields = [name for name in eb["fields"] if name in means]
+            body = [f"os.system('rm -rf {vis}.rescale {vis}.rescaled {vis}.rescaled.flagversions')", ""]
+            for name in fields:
+                alpha = float(spectral_index.get(name, 0.0))
+                for spw, entry in sorted(means[name].items(), key=lambda kv: int(kv[0])):
+                    body += [
+                        f"setjy(vis = '{vis}',",
+                        f"  field = '{name}',",
+                        f"  spw = '{spw}',",
+                        "  standard = 'manual',",
+                        f"  fluxdensity = [{entry['flux']:.6g}, 0, 0, 0],",
+                        f"  spix = [{alpha:.4f}],",
+                        f"  reffreq = '{entry['freq_ghz']:.6f}GHz',",
+                        "  usescratch = True)",
+                        "",
+                    ]
+            calfields = ",".join(fields)
+            body += [
+                f"gaincal(vis = '{vis}',",
+                f"  caltable = '{vis}.rescale',",
+                f"  field = '{calfields}',",
+                "  solint = 'inf',",
+                "  combine = 'scan',",
+                f"  refant = '{eb.get('refant', '')}',",
+                "  gaintype = 'T',",
+                "  calmode = 'a')",
+                "",
+                f"applycal(vis = '{vis}',",
+                f"  gaintable = ['{vis}.rescale'],",
+                f"  gainfield = ['{calfields}'],",
+                "  interp = ['nearest'],",
+                "  calwt = False,",
+                "  flagbackup = False)",
+                "",
+                f"split(vis = '{vis}',",
+                f"  outputvis = '{vis}.rescaled',",
+                "  datacolumn = 'corrected')",
+            ]
+            w.step(f"Rescale {vis} to the weighted-mean calibrator fluxes", body)
+            inputs.append(f"{vis}.rescaled")
+    else:
+        inputs = [eb["vis"] for eb in ebs]
+    vislist = ", ".join(f"'{v}'" for v in inputs)
+    w.step(
+        f"Concatenate the EBs into {combined}",
+        [
+            f"os.system('rm -rf {combined} {combined}.flagversions {combined}.listobs')",
+            f"concat(vis = [{vislist}],",
+            f"  concatvis = '{combined}')",
+            "",
+            f"listobs(vis = '{combined}', listfile = '{combined}.listobs')",
+        ],
+    )
+    mode = "scale and concatenate" if scale else "concatenate only"
+    return w.render([f"# Combination of {len(ebs)} EBs: {mode}", *header])

@@ -21,6 +21,11 @@ urlpatterns = [
     path(
         "calibration/mous/<int:pk>/imaging/run/", views.mous_run_imaging, name="calibration-mous-imaging-run"
     ),
+    path(
+        "calibration/mous/<int:pk>/calibrate-all/",
+        views.mous_calibrate_all,
+        name="calibration-mous-calibrate-all",
+    ),
     path("calibration/generations/<int:pk>/", views.generation_status, name="calibration-generation"),
     path("calibration/versions/<int:pk>/", views.version_page, name="calibration-version"),
     path(

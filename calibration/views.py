@@ -435,9 +435,22 @@ def mous_scripts(request: HttpRequest, pk: int) -> HttpResponse:
     """The MOUS-level scripts (imaging) and the EBs' calibration pages."""
     mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
     imaging = Script.objects.filter(mous=mous, kind=Script.Kind.IMAGING).first()
+    ebs = list(mous.execution_blocks.order_by("uid"))
+    eb_rows = [
+        {
+            "eb": eb,
+            "version": runs.calibration_version_of(eb),
+            "run": Run.objects.filter(execution_block=eb, purpose=Run.Purpose.SCRIPT)
+            .select_related("script_version")
+            .order_by("-created_at", "-pk")
+            .first(),
+        }
+        for eb in ebs
+    ]
     context = {
         "mous": mous,
-        "ebs": mous.execution_blocks.all(),
+        "ebs": ebs,
+        "eb_rows": eb_rows,
         "imaging": imaging,
         "imaging_versions": list(imaging.versions.all()) if imaging else [],
         "runs": mous.runs.filter(execution_block__isnull=True).select_related("script_version")[:10],
@@ -466,6 +479,21 @@ def mous_run_imaging(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__mous=mous)
     run = runs.run_create(version=version, steps=[], by=request.user)
     return redirect("calibration-run", pk=run.pk)
+
+
+@login_required
+@require_POST
+@refusal_page(back="calibration-mous", prefix="Calibrate all refused: ")
+def mous_calibrate_all(request: HttpRequest, pk: int) -> HttpResponse:
+    """A run of every step of each EB's latest calibration version, all EBs at once (or none)."""
+    mous = get_object_or_404(Mous, pk=pk)
+    require_may_work_on(request.user, mous)
+    started = runs.runs_calibrate_all(mous=mous, by=request.user)
+    messages.success(
+        request,
+        f"{len(started)} runs queued: " + ", ".join(f"#{r.pk}" for r in started) + " (one per worker slot)",
+    )
+    return redirect("calibration-mous", pk=mous.pk)
 
 
 @login_required

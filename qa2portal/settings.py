@@ -297,6 +297,10 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "calibration.tasks.reap_stale_runs", "schedule": 30.0},
     "reap-stale-generations": {"task": "calibration.tasks.reap_stale_generations", "schedule": 60.0},
     "reap-stale-ingests": {"task": "calibration.tasks.reap_stale_ingests", "schedule": 60.0},
+    "reap-stale-combination-copies": {
+        "task": "calibration.tasks.reap_stale_combination_copies",
+        "schedule": 60.0,
+    },
 }
 WORKER_QUEUES = env_list("WORKER_QUEUES", "default,casa")  # what `run_embedded` consumes
 

@@ -283,3 +283,46 @@ def calibrated_vs_uv(uv_klambda, amp, phase, *, field: str, spw: str) -> go.Figu
     )
     _pair_traces(fig, uv_klambda, amp, phase, name=field, mode="lines+markers", marker=dict(size=6))
     return fig
+
+
+def combination_fluxes(ebs: Sequence[tuple[str, dict]], means: dict, fits: dict) -> go.Figure:
+    """allFluxes: each EB's calibrator flux per spw with its error, the (weighted or edited)
+    mean, and the fitted spectrum S0 (nu/nu0)^alpha per calibrator.
+
+    `ebs`: [(uid, {field: {spw: {flux, error, freq_ghz}}})]; `means`: {field: {spw: {flux, error,
+    freq_ghz}}}; `fits`: {field: (alpha, S0, nu0) or None}."""
+    fig = go.Figure(layout=LAYOUT)
+    for uid, fields in ebs:
+        for name, spws in fields.items():
+            entries = sorted(spws.values(), key=lambda e: e["freq_ghz"])
+            fig.add_scatter(
+                x=[e["freq_ghz"] for e in entries],
+                y=[e["flux"] for e in entries],
+                error_y=dict(array=[e["error"] for e in entries]),
+                mode="markers",
+                name=f"{name} {uid}",
+            )
+    for name, spws in means.items():
+        entries = sorted(spws.values(), key=lambda e: e["freq_ghz"])
+        freq = [e["freq_ghz"] for e in entries]
+        fig.add_scatter(
+            x=freq,
+            y=[e["flux"] for e in entries],
+            error_y=dict(array=[e["error"] for e in entries]),
+            mode="markers",
+            marker=dict(symbol="diamond", size=11, color="black"),
+            name=f"{name} combined",
+        )
+        fit = fits.get(name)
+        if fit is not None and freq:
+            alpha, s0, nu0 = fit
+            grid = np.linspace(min(freq) * 0.995, max(freq) * 1.005, 50)
+            fig.add_scatter(
+                x=grid, y=s0 * (grid / nu0) ** alpha, mode="lines", name=f"{name} fit alpha={alpha:.2f}"
+            )
+    fig.update_layout(
+        title="Calibrator flux per EB, the combined value and the spectral-index fit",
+        xaxis_title="Frequency (GHz)",
+        yaxis_title="flux density (Jy)",
+    )
+    return fig

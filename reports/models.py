@@ -6,6 +6,7 @@ summaries under the run folder), never a CASA table. Artifact layout: reports/AR
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -130,3 +131,29 @@ class AppliedEdit(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version.number}: {self.description[:60]}"
+
+
+class FluxEdit(models.Model):
+    """A reducer's edit of a calibrator's combined flux in one spw (allFluxes), kept as history.
+
+    The latest edit of a (field, spw) replaces the weighted mean in the combination script."""
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="flux_edits")
+    field = models.CharField(max_length=64)
+    spw = models.CharField(max_length=8, help_text="the splits' spw id")
+    flux_jy = models.FloatField()
+    previous_jy = models.FloatField(null=True, blank=True, help_text="the value it replaced")
+    note = models.CharField(max_length=300, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(flux_jy__gt=0), name="fluxedit_flux_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} spw {self.spw}: {self.flux_jy:g} Jy"

@@ -61,6 +61,8 @@ def assess(topic: str, name: str, summary: dict, context: ScriptContext) -> list
         "flags": flags,
         "calibrated": calibrated,
     }
+    if topic == "calibrated" and "concat" in summary:
+        return concat_layout(name, summary["concat"])
     found = checks[topic](name, summary, context)
     for f in found:
         if f["spw"] is not None:  # the table's id -> the MS's, the split's beside it
@@ -724,3 +726,23 @@ def quack(vis: str, profile: dict, context: ScriptContext) -> list[dict]:
             edit=edit,
         )
     ]
+
+
+def concat_layout(name: str, concat: dict) -> list[dict]:
+    """After concat: more fields or spws than the inputs had is the seeds' warning sign."""
+    fields, spws = len(concat.get("fields", [])), len(concat.get("spws", []))
+    layout = f"{concat.get('vis')}: {fields} field(s), {spws} spw(s), {concat.get('rows')} rows"
+    problems = []
+    if concat.get("fields_multiplied"):
+        problems.append(
+            f"{fields} fields where the EBs have {concat.get('expected_fields')}: the pointings differ "
+            "slightly between EBs; add dirtol (e.g. dirtol = '0.1arcsec') to the concat call"
+        )
+    if concat.get("spws_multiplied"):
+        problems.append(
+            f"{spws} spws where each EB has {concat.get('expected_spws')}: the EBs' frequencies differ "
+            "(Doppler settings); concat with a frequency tolerance (freqtol) or regrid when imaging"
+        )
+    if problems:
+        return [finding("concat_multiplied", 0.5, f"{layout}. " + "; ".join(problems), metric="concat")]
+    return [finding("concat_layout", 1.0, f"{layout}: as many fields and spws as the EBs", metric="concat")]

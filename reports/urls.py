@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import views
+from reports import combination_views, views
 
 urlpatterns = [
     path("reports/mous/<int:pk>/", views.mous_diagnostics, name="reports-mous"),
@@ -9,6 +9,39 @@ urlpatterns = [
     path("reports/runs/<int:pk>/<str:topic>/", views.topic_page, name="reports-topic"),
     path(
         "reports/runs/<int:pk>/<str:topic>/figures/<str:name>.json", views.figure_json, name="reports-figure"
+    ),
+    path(
+        "reports/mous/<int:pk>/combination/", combination_views.combination_page, name="reports-combination"
+    ),
+    path(
+        "reports/mous/<int:pk>/combination/figure.json",
+        combination_views.combination_figure,
+        name="reports-combination-figure",
+    ),
+    path(
+        "reports/mous/<int:pk>/combination/status/",
+        combination_views.combination_status,
+        name="reports-combination-status",
+    ),
+    path(
+        "reports/mous/<int:pk>/combination/copy/",
+        combination_views.combination_copy,
+        name="reports-combination-copy",
+    ),
+    path(
+        "reports/mous/<int:pk>/combination/flux/",
+        combination_views.combination_flux_edit,
+        name="reports-combination-flux",
+    ),
+    path(
+        "reports/mous/<int:pk>/combination/generate/",
+        combination_views.combination_generate,
+        name="reports-combination-generate",
+    ),
+    path(
+        "reports/mous/<int:pk>/combination/run/",
+        combination_views.combination_run,
+        name="reports-combination-run",
     ),
     path("reports/findings/<int:pk>/apply/", views.finding_apply, name="reports-finding-apply"),
 ]

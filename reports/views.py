@@ -119,6 +119,8 @@ def topic_page(request: HttpRequest, pk: int, topic: str) -> HttpResponse:
 def _choose(diagnostics: list[Diagnostic], wanted: str | None) -> Diagnostic | None:
     """The asked-for diagnostic, else the first assessable one; for gains a phase table first
     (an amplitude table's phase axis is all zeros, which tells the reducer nothing)."""
+    # A concat summary (the combination run) has nothing to plot here: the combination page shows it.
+    diagnostics = [d for d in diagnostics if "concat" not in d.summary]
     usable = [d for d in diagnostics if "cannot_assess" not in d.summary] or diagnostics
     usable = sorted(usable, key=lambda d: d.topic == Topic.GAINS and d.summary.get("calmode") != "p")
     if (wanted_pk := parse_id(wanted or "")) is not None:

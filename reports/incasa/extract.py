@@ -616,6 +616,9 @@ def after_step(
                 }
             )
     for name, kw, result in calls:
+        if name == "concat" and kw.get("concatvis"):
+            items.append(_concat_item(folder, kw))
+            continue
         try:
             if name == "fluxscale" and isinstance(result, dict):
                 chans = _chan_freqs(str(folder / str(kw["vis"])))
@@ -737,5 +740,65 @@ def _item(
         "name": rel,
         "artifact": str(target.relative_to(folder)),
         "product": rel,
+        "summary": summary,
+    }
+
+
+def ms_layout(vis: str) -> dict:
+    """Fields (names), spws (id, centre GHz, channels) and rows of an MS (msmetadata + table)."""
+    msmd = casatools.msmetadata()
+    tb = casatools.table()
+    msmd.open(vis)
+    try:
+        fields = [str(n) for n in msmd.fieldnames()]
+        spws = [
+            {"id": int(s), "freq_ghz": float(np.mean(msmd.chanfreqs(s))) / 1e9, "nchan": int(msmd.nchan(s))}
+            for s in range(msmd.nspw())
+        ]
+        observations = int(msmd.nobservations())
+    finally:
+        msmd.close()
+    tb.open(vis)
+    try:
+        rows = int(tb.nrows())
+    finally:
+        tb.close()
+    return {"vis": vis, "fields": fields, "spws": spws, "rows": rows, "observations": observations}
+
+
+def _concat_item(folder: Path, kw: dict) -> Item:
+    """What concat made against its inputs: the reducer's listobs summary, and whether fields or
+    spws multiplied (pointings that differ slightly, or other Doppler settings)."""
+    out = str(kw["concatvis"])
+    inputs = kw.get("vis") or []
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    try:
+        made = ms_layout(str(folder / out))
+        made["vis"] = out
+        layouts = []
+        for vis in inputs:
+            layout = ms_layout(str(folder / str(vis)))
+            layout["vis"] = str(vis)
+            layouts.append(layout)
+        expected_fields = len({f for layout in layouts for f in layout["fields"]})
+        expected_spws = max((len(layout["spws"]) for layout in layouts), default=0)
+        summary: dict = {
+            "concat": {
+                **made,
+                "inputs": layouts,
+                "input_rows": sum(layout["rows"] for layout in layouts),
+                "expected_fields": expected_fields,
+                "expected_spws": expected_spws,
+                "fields_multiplied": len(made["fields"]) > expected_fields,
+                "spws_multiplied": len(made["spws"]) > expected_spws,
+            }
+        }
+    except Exception as exc:
+        summary = {"cannot_assess": f"{type(exc).__name__}: {exc}"}
+    return {
+        "topic": "calibrated",
+        "name": f"concat {out}",
+        "artifact": "",
+        "product": out,
         "summary": summary,
     }

@@ -131,6 +131,8 @@ ROUTES = {
     "calibration-eb-products": [everyone_reads(302, kwargs=_eb)],
     "calibration-mous": [everyone_reads(302, kwargs=_mous)],
     "calibration-mous-imaging": [acts(kwargs=_mous)],
+    # every EB at once: its reducer or a DRM is sent back (queued, or refused with the reason)
+    "calibration-mous-calibrate-all": [acts(kwargs=_mous)],
     "calibration-mous-imaging-run": [acts(kwargs=_mous, data=_imaging_version)],
     "calibration-generation": [everyone_reads(302, kwargs=_generation)],
     "calibration-version": [everyone_reads(302, kwargs=_version)],

@@ -73,5 +73,23 @@ ROUTES = {
     "reports-topic": [everyone_reads(302, kwargs=_topic)],
     "reports-figure": [everyone_reads(302, kwargs=_figure)],
     # Applying an edit makes a new script version: the MOUS's reducer or a DRM only.
+    # The combination page (the table's MOUS has one EB: the page says there is nothing to
+    # combine, the figure answers 409, and every action is refused with that reason).
+    "reports-combination": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-combination-status": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-combination-figure": [page(other=409, own=409, drm=409, kwargs=lambda m: {"pk": m.pk})],
+    "reports-combination-copy": [
+        page(other=403, own=302, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})
+    ],
+    "reports-combination-flux": [
+        page(other=403, own=302, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})
+    ],
+    "reports-combination-generate": [
+        page(other=403, own=302, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})
+    ],
+    # no combination version exists: 404 once the user may act
+    "reports-combination-run": [
+        page(other=403, own=404, drm=404, method="post", kwargs=lambda m: {"pk": m.pk})
+    ],
     "reports-finding-apply": [page(other=403, own=302, drm=302, method="post", kwargs=_finding)],
 }
