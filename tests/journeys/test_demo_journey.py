@@ -11,11 +11,16 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
+from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import mous_assign
+from calibration import combination as copying
 from calibration import runs, script_generation
-from calibration.models import Run, Script
-from reports.models import Finding, Topic
+from calibration.models import CombinationCopy, Run, Script
+from calibration.runs import combination_folder
+from reports import combination
+from reports.models import Diagnostic, Finding, Topic
+from tests.reports.test_combination import PHASE_CAL, measure, wait_for
 
 pytestmark = [
     pytest.mark.worker,
@@ -151,12 +156,42 @@ def reducer_of_demo(demo):
     return get_user_model().objects.get(username="reducer")
 
 
-def test_the_second_demo_alma_eb_generates_and_runs_end_to_end(demo, reducer_of_demo):
-    """The other night of the demo MOUS (dead DV10, quack, narrow spw, hot DV03) also runs every
-    step of its generated script from its raw MS; the dead antenna is not the reference."""
-    eb = ExecutionBlock.objects.get(uid="uid://A002/Xsim01/X2")
-    summary = script_generation.data_summary_refresh(eb)
-    version = script_generation.calibration_script_create(eb=eb, summary=summary, by=reducer_of_demo)
-    assert "reference antenna = DV10" not in version.text()
-    run = succeeded(runs.run_from_scratch(version=version, by=reducer_of_demo))
-    assert run.findings.filter(antenna="DV03", code="tsys_high").exists()
+def test_the_demo_alma_mous_is_calibrated_at_once_and_combined(demo, reducer_of_demo):
+    """Both nights of the demo MOUS, exactly as make_demo_data builds them, calibrated at once
+    ("Calibrate all EBs"); the second night's faults found (dead DV10 is not the reference, hot
+    DV03); then combined: allFluxes are each EB's fluxscale results, the concatenated MS has both
+    splits' rows, and after scaling each EB's phase calibrator is at the weighted mean within 1%."""
+    mous = Mous.objects.get(uid="uid://A001/Xsim01/X1")
+    ebs = list(mous.execution_blocks.order_by("uid"))
+    assert [eb.uid for eb in ebs] == ["uid://A002/Xsim01/X1", "uid://A002/Xsim01/X2"]
+    for eb in ebs:
+        version = script_generation.calibration_script_create(
+            eb=eb, summary=script_generation.data_summary_refresh(eb), by=reducer_of_demo
+        )
+        assert "reference antenna = DV10" not in version.text()
+    started = [succeeded(run) for run in runs.runs_calibrate_all(mous=mous, by=reducer_of_demo)]
+    assert sorted(r.execution_block_id for r in started) == [eb.pk for eb in ebs]
+    second = next(r for r in started if r.execution_block_id == ebs[1].pk)
+    assert second.findings.filter(antenna="DV03", code="tsys_high").exists()
+
+    copy = copying.combination_copy_request(mous=mous, by=reducer_of_demo)
+    wait_for(copy, lambda c: not c.is_active)
+    assert copy.status == CombinationCopy.Status.DONE, copy.error
+    fluxes = combination.all_fluxes(mous)
+    for run, got in zip(started, fluxes.ebs, strict=True):
+        stored = Diagnostic.objects.get(run=run, topic="flux", summary__has_key="fields").summary["fields"]
+        assert got.fields == {PHASE_CAL: stored[PHASE_CAL]}
+    means = fluxes.means[PHASE_CAL]
+    for spw, mean in means.items():
+        pairs = [(eb.fields[PHASE_CAL][spw]["flux"], eb.fields[PHASE_CAL][spw]["error"]) for eb in fluxes.ebs]
+        assert mean["flux"] == pytest.approx(combination.weighted_mean(pairs)[0])
+
+    version = combination.combination_script_create(mous=mous, mode=combination.SCALE, by=reducer_of_demo)
+    run = succeeded(combination.combination_run_create(mous=mous, version=version, by=reducer_of_demo))
+    folder = combination_folder(mous)
+    splits = [measure(eb_folder(eb) / f"{eb.ms_name}.split.cal") for eb in ebs]
+    combined = measure(folder / "calibrated.ms")
+    assert combined["rows"] == sum(split["rows"] for split in splits), run.pk
+    for k in range(len(ebs)):
+        for spw, mean in means.items():
+            assert combined["amp"][f"{k}/{spw}"] == pytest.approx(mean["flux"], rel=0.01), (k, spw)
