@@ -192,6 +192,14 @@ def test_the_demo_alma_mous_is_calibrated_at_once_and_combined(demo, reducer_of_
     splits = [measure(eb_folder(eb) / f"{eb.ms_name}.split.cal") for eb in ebs]
     combined = measure(folder / "calibrated.ms")
     assert combined["rows"] == sum(split["rows"] for split in splits), run.pk
-    for k in range(len(ebs)):
+    summary = combination.concat_summary(mous)
+    assert summary is not None and summary["rows"] == combined["rows"]
+    assert sorted(summary["fields"]) == sorted(summary["inputs"][0]["fields"])
+    assert len(summary["spws"]) == summary["expected_spws"]
+    assert not summary["fields_multiplied"] and not summary["spws_multiplied"]
+    # The demo's two nights share their simulated time stamps, so the concatenated MS cannot
+    # tell them apart by observation: each EB's rescaled split is measured before the concat.
+    for eb in ebs:
+        rescaled = measure(folder / f"{eb.ms_name}.split.cal.rescaled")
         for spw, mean in means.items():
-            assert combined["amp"][f"{k}/{spw}"] == pytest.approx(mean["flux"], rel=0.01), (k, spw)
+            assert rescaled["amp"][f"0/{spw}"] == pytest.approx(mean["flux"], rel=0.01), (eb.uid, spw)
