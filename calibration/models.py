@@ -390,7 +390,28 @@ class ScriptGeneration(models.Model):
         return f"generation {self.pk} of {self.execution_block} ({self.status})"
 
 
-class DataIngest(TimedWork):
+class CopyProgress:
+    """How far a copy of data is (an ingest, the combination's copy): its state, in percent."""
+
+    ACTIVE: tuple[str, ...]
+    status: str
+    bytes_done: int
+    bytes_total: int | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == "DONE":
+            return 100
+        if not self.bytes_total:
+            return 0
+        return min(100, int(100 * self.bytes_done / self.bytes_total))
+
+
+class DataIngest(CopyProgress, TimedWork):
     """Bringing an EB's raw data in: copied (or extracted) into raw/, checked in CASA, then present."""
 
     class SourceKind(models.TextChoices):
@@ -440,18 +461,6 @@ class DataIngest(TimedWork):
 
     def __str__(self) -> str:
         return f"ingest {self.pk} of {self.execution_block} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == self.Status.DONE:
-            return 100
-        if not self.bytes_total:
-            return 0
-        return min(100, int(100 * self.bytes_done / self.bytes_total))
 
     @property
     def staging_name(self) -> str:
@@ -512,7 +521,7 @@ class CalibratorFlux(models.Model):
         )
 
 
-class CombinationCopy(TimedWork):
+class CombinationCopy(CopyProgress, TimedWork):
     """Copying every EB's calibrated split (and its fluxscale log) into Combination/calibrated.
 
     Done by a worker (calibration.combination), outside CASA: the sandbox of a run sees only
@@ -547,15 +556,3 @@ class CombinationCopy(TimedWork):
 
     def __str__(self) -> str:
         return f"combination copy {self.pk} of {self.mous} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == self.Status.DONE:
-            return 100
-        if not self.bytes_total:
-            return 0
-        return min(100, int(100 * self.bytes_done / self.bytes_total))
