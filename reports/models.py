@@ -14,8 +14,6 @@ from assignments.models import ExecutionBlock, Mous
 from calibration.models import Product, Run, RunStep, ScriptVersion
 from reports.thresholds import BLUE, RED, YELLOW
 
-__all__ = ["BLUE", "RED", "YELLOW", "Diagnostic", "Finding", "Topic", "score_band"]
-
 
 def score_band(score: float | None) -> str:
     if score is None or score < 0:

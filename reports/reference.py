@@ -8,10 +8,7 @@ and choosing it made three healthy antennas look "worse with their own WVR".
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from calibration.antennas import live_antennas
 from reports.thresholds import WVR_DISC_MAX_UM
-
-__all__ = ["live_antennas", "wvr_reference", "wvr_unfit"]
 
 
 def wvr_unfit(report: Mapping[str, Sequence] | None) -> set[str]:

@@ -20,9 +20,10 @@ from calibration.models import Run
 from qa2portal.errors import refusal_page
 from qa2portal.ids import parse_id
 from reports import artifacts, figures, services
-from reports.models import BLUE, Diagnostic, Finding, Topic, score_band
+from reports.models import Diagnostic, Finding, Topic, score_band
 from reports.selectors import runs_with_diagnostics
 from reports.spws import spw_label
+from reports.thresholds import BLUE
 
 pio.json.config.default_engine = "orjson"
 

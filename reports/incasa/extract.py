@@ -15,9 +15,10 @@ from pathlib import Path
 import casatools
 import numpy as np
 
+from calibration.antennas import live_antennas
 from reports.incasa.visibilities import calibrated, calibrated_outputs
 from reports.metrics import bandpass_metrics
-from reports.reference import live_antennas, wvr_reference
+from reports.reference import wvr_reference
 
 C_M_S = 299792458.0
 MAX_POINTS = 2000  # per time series in an artifact; pages decimate further per pixel
