@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from calibration import casa, scriptparse, workerfiles
 from calibration.incasa.events import MARKER
-from calibration.models import Product, Run, RunStep
+from calibration.models import ImagingData, Product, Run, RunStep
 from calibration.signals import step_diagnostics
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ LINE_MAX = 16 * 1024 * 1024
 # How long a run waits for its folder while another run's CASA process still works there.
 FOLDER_LOCK_WAIT_SECONDS = 60.0
 EVENT_KINDS = frozenset({"runner_start", "step_start", "step_end", "products", "diagnostics", "runner_end"})
+IMAGING_DATA_TOPIC = "imaging_data"
 PRODUCT_KINDS = frozenset(Product.Kind.values)
 
 
@@ -470,7 +471,16 @@ def _apply(event: dict, f: Follower, timeout: int) -> None:
     elif kind == "diagnostics":
         step = _step(f, event)
         items = _checked_diagnostics(f.run.folder_path, event["items"], lambda m: _warn(f, step, m))
-        step_diagnostics.send(sender=Run, run=f.run, step=step, items=items)
+        # The layout of the MS prepared for imaging is the calibration layer's (the imaging
+        # script is generated from it); everything else is the reports layer's.
+        for item in items:
+            if item.get("topic") == IMAGING_DATA_TOPIC:
+                ImagingData.objects.create(
+                    mous=f.run.mous, run=f.run, vis=str(item.get("name", ""))[:300], summary=item["summary"]
+                )
+        others = [item for item in items if item.get("topic") != IMAGING_DATA_TOPIC]
+        if others:
+            step_diagnostics.send(sender=Run, run=f.run, step=step, items=others)
     elif kind == "runner_end":
         if f.current is not None:
             raise BadEvent(f"the runner cannot end while step {f.current.number} runs")

@@ -18,6 +18,7 @@ class Script(models.Model):
     class Kind(models.TextChoices):
         CALIBRATION = "calibration", "Calibration"
         COMBINATION = "combination", "Combination"
+        IMAGING_PREP = "imaging_prep", "Imaging preparation"
         IMAGING = "imaging", "Imaging"
 
     kind = models.CharField(max_length=12, choices=Kind.choices)
@@ -46,13 +47,16 @@ class Script(models.Model):
 
     @property
     def filename(self) -> str:
-        """ALMA's names: <ms>.scriptForCalibration.py, scriptForImaging.py, scriptForFluxCalibration.py."""
+        """ALMA's names: <ms>.scriptForCalibration.py, scriptForImagingPrep.py, scriptForImaging.py,
+        scriptForFluxCalibration.py."""
         if self.kind == self.Kind.CALIBRATION:
             eb = self.execution_block
             assert eb is not None, "a calibration script has an EB (script_calibration_has_eb)"
             return f"{eb.ms_name}.scriptForCalibration.py"
         if self.kind == self.Kind.IMAGING:
             return "scriptForImaging.py"
+        if self.kind == self.Kind.IMAGING_PREP:
+            return "scriptForImagingPrep.py"
         return "scriptForFluxCalibration.py"
 
     def latest_version(self) -> "ScriptVersion | None":
@@ -521,11 +525,16 @@ class CalibratorFlux(models.Model):
         )
 
 
-class CombinationCopy(CopyProgress, TimedWork):
-    """Copying every EB's calibrated split (and its fluxscale log) into Combination/calibrated.
+class CalibratedCopy(CopyProgress, TimedWork):
+    """Copying calibrated data where a MOUS-level script runs: every EB's calibrated split (and
+    its fluxscale log) into Combination/calibrated, or the calibrated data to image into Imaging/.
 
     Done by a worker (calibration.combination), outside CASA: the sandbox of a run sees only
-    its own folder, so the combination run finds its inputs already in place."""
+    its own folder, so the combination or imaging-prep run finds its inputs already in place."""
+
+    class Destination(models.TextChoices):
+        COMBINATION = "combination", "Combination/calibrated"
+        IMAGING = "imaging", "Imaging"
 
     class Status(models.TextChoices):
         QUEUED = "QUEUED", "Queued"
@@ -535,12 +544,15 @@ class CombinationCopy(CopyProgress, TimedWork):
 
     ACTIVE = (Status.QUEUED, Status.COPYING)
 
-    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="combination_copies")
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="calibrated_copies")
+    destination = models.CharField(
+        max_length=12, choices=Destination.choices, default=Destination.COMBINATION
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     from_scratch = models.BooleanField(default=False)
     bytes_total = models.BigIntegerField(null=True, blank=True)
     bytes_done = models.BigIntegerField(default=0)
-    # [{"eb": uid, "run": id, "names": ["<ms>.split.cal", "<ms>.split.fluxscale"]}]: what it copied.
+    # [{"eb": uid (or "combination"), "run": id, "names": ["<ms>.split.cal", ...]}]: what it copied.
     copied = models.JSONField(default=list, blank=True)
     # Names it removed first (from scratch): only what a combination made.
     removed = models.JSONField(default=list, blank=True)
@@ -555,4 +567,23 @@ class CombinationCopy(CopyProgress, TimedWork):
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"combination copy {self.pk} of {self.mous} ({self.status})"
+        return f"copy {self.pk} of {self.mous} into {self.get_destination_display()} ({self.status})"
+
+
+class ImagingData(models.Model):
+    """What the data prepared for imaging holds (read in CASA by the imaging-prep run, right
+    after it wrote the MS): target fields and pointings, spws, antennas' diameters, baselines,
+    and each target's spectrum per spw (for the continuum finder). The imaging script is
+    generated from it without CASA."""
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="imaging_data")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="imaging_data")
+    vis = models.CharField(max_length=300)
+    summary = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"imaging data of {self.vis} (run {self.run_id})"

@@ -21,6 +21,8 @@ from qa2portal.errors import Conflict
 log = logging.getLogger(__name__)
 
 # A run may start while the MOUS is being processed; ASSIGNED moves on to CALIBRATING.
+IMAGING_FOLDER = "Imaging"
+IMAGING_KINDS = frozenset({Script.Kind.IMAGING_PREP, Script.Kind.IMAGING})
 RUNNABLE_STATES = frozenset({MousState.ASSIGNED, MousState.CALIBRATING, MousState.IMAGING})
 ACTIVE_RUN_STATES = (Run.Status.QUEUED, Run.Status.RUNNING)
 
@@ -38,7 +40,7 @@ def run_folder_for(version: ScriptVersion) -> Path:
         return eb_folder(script.execution_block)
     if script.kind == Script.Kind.COMBINATION:
         return combination_folder(script.mous)
-    return inside_data_root(mous_folder(script.mous) / "Imaging")
+    return inside_data_root(mous_folder(script.mous) / IMAGING_FOLDER)
 
 
 def combination_folder(mous: Mous) -> Path:
@@ -119,6 +121,8 @@ def run_create(
     RunStep.objects.bulk_create(RunStep(run=run, number=s["number"], title=s["title"]) for s in chosen)
     if mous.state == MousState.ASSIGNED:
         mous.transition(MousState.CALIBRATING, by=by, note=f"run {run.pk} queued")
+    if version.script.kind in IMAGING_KINDS and mous.state == MousState.CALIBRATING:
+        mous.transition(MousState.IMAGING, by=by, note=f"imaging run {run.pk} queued")
     enqueue(run)
     return run
 

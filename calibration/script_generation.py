@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from assignments.datafiles import eb_folder
-from assignments.models import ExecutionBlock, Mous
+from assignments.models import ExecutionBlock
 from calibration import casa, catalogue, standard_scripts, task_names
 from calibration.incasa.events import SUMMARY_MARKER
 from calibration.models import DataSummary, Script, ScriptGeneration, ScriptVersion
@@ -170,22 +170,4 @@ def calibration_script_create(*, eb: ExecutionBlock, summary: dict, by) -> Scrip
         source=ScriptVersion.Source.GENERATED,
         by=by,
         note=f"standard script generated from the data (refant {refant})",
-    )
-
-
-def imaging_script_create(*, mous: Mous, by) -> ScriptVersion:
-    """scriptForImaging.py for the MOUS, from the summaries of its EBs (no CASA needed)."""
-    ebs = list(mous.execution_blocks.select_related("data_summary"))
-    summaries = [eb.data_summary.summary for eb in ebs if hasattr(eb, "data_summary")]
-    if not summaries:
-        raise GenerationFailed(f"{mous.uid}: generate the calibration scripts first (their data summaries)")
-    vislist = [f"../{eb.folder_name}/{eb.ms_name}.split.cal" for eb in ebs if hasattr(eb, "data_summary")]
-    text = standard_scripts.imaging_script(summaries, vislist=vislist, line_goal=mous.goal == Mous.Goal.LINE)
-    script = script_get_or_create(kind=Script.Kind.IMAGING, mous=mous)
-    return script_version_create(
-        script=script,
-        text=text,
-        source=ScriptVersion.Source.GENERATED,
-        by=by,
-        note="imaging script generated",
     )

@@ -8,4 +8,4 @@ tasks.py registers its tasks under these same constants.
 RUN_EXECUTE = "calibration.tasks.run_execute"
 SCRIPT_GENERATE = "calibration.tasks.script_generate"
 INGEST_EXECUTE = "calibration.tasks.ingest_execute"
-COMBINATION_COPY = "calibration.tasks.combination_copy"
+CALIBRATED_COPY = "calibration.tasks.calibrated_copy"

@@ -61,15 +61,15 @@ def reap_stale_ingests() -> list[int]:
     return ingests_reap_stale()
 
 
-@shared_task(name=task_names.COMBINATION_COPY)
-def combination_copy(copy_id: int) -> str:
-    from calibration.combination import combination_copy_execute
+@shared_task(name=task_names.CALIBRATED_COPY)
+def calibrated_copy(copy_id: int) -> str:
+    from calibration.calibrated_copy import calibrated_copy_execute
 
-    return combination_copy_execute(copy_id).status
+    return calibrated_copy_execute(copy_id).status
 
 
-@shared_task(name="calibration.tasks.reap_stale_combination_copies")
-def reap_stale_combination_copies() -> list[int]:
-    from calibration.combination import copies_reap_stale
+@shared_task(name="calibration.tasks.reap_stale_calibrated_copies")
+def reap_stale_calibrated_copies() -> list[int]:
+    from calibration.calibrated_copy import copies_reap_stale
 
     return copies_reap_stale()

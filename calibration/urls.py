@@ -14,14 +14,6 @@ urlpatterns = [
     path("calibration/eb/<int:pk>/files/<path:relpath>", views.eb_file, name="calibration-eb-file"),
     path("calibration/mous/<int:pk>/", views.mous_scripts, name="calibration-mous"),
     path(
-        "calibration/mous/<int:pk>/imaging/generate/",
-        views.mous_generate_imaging,
-        name="calibration-mous-imaging",
-    ),
-    path(
-        "calibration/mous/<int:pk>/imaging/run/", views.mous_run_imaging, name="calibration-mous-imaging-run"
-    ),
-    path(
         "calibration/mous/<int:pk>/calibrate-all/",
         views.mous_calibrate_all,
         name="calibration-mous-calibrate-all",

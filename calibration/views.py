@@ -432,9 +432,8 @@ def run_log(request: HttpRequest, pk: int, which: str) -> FileResponse | HttpRes
 
 @login_required
 def mous_scripts(request: HttpRequest, pk: int) -> HttpResponse:
-    """The MOUS-level scripts (imaging) and the EBs' calibration pages."""
+    """The EBs' calibration pages and the MOUS-level runs; links to combination and imaging."""
     mous = get_object_or_404(Mous.objects.select_related("project"), pk=pk)
-    imaging = Script.objects.filter(mous=mous, kind=Script.Kind.IMAGING).first()
     ebs = list(mous.execution_blocks.order_by("uid"))
     eb_rows = [
         {
@@ -451,34 +450,10 @@ def mous_scripts(request: HttpRequest, pk: int) -> HttpResponse:
         "mous": mous,
         "ebs": ebs,
         "eb_rows": eb_rows,
-        "imaging": imaging,
-        "imaging_versions": list(imaging.versions.all()) if imaging else [],
         "runs": mous.runs.filter(execution_block__isnull=True).select_related("script_version")[:10],
         "can_work": may_work_on(request.user, mous),
     }
     return render(request, "calibration/mous.html", context)
-
-
-@login_required
-@require_POST
-@refusal_page(back="calibration-mous")
-def mous_generate_imaging(request: HttpRequest, pk: int) -> HttpResponse:
-    mous = get_object_or_404(Mous, pk=pk)
-    require_may_work_on(request.user, mous)
-    version = script_generation.imaging_script_create(mous=mous, by=request.user)
-    messages.success(request, f"scriptForImaging.py v{version.number} generated.")
-    return redirect("calibration-mous", pk=mous.pk)
-
-
-@login_required
-@require_POST
-@refusal_page(back="calibration-mous", prefix="Run refused: ")
-def mous_run_imaging(request: HttpRequest, pk: int) -> HttpResponse:
-    mous = get_object_or_404(Mous, pk=pk)
-    require_may_work_on(request.user, mous)
-    version = get_object_or_404(ScriptVersion, pk=request.POST.get("version"), script__mous=mous)
-    run = runs.run_create(version=version, steps=[], by=request.user)
-    return redirect("calibration-run", pk=run.pk)
 
 
 @login_required

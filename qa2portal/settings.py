@@ -297,8 +297,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "calibration.tasks.reap_stale_runs", "schedule": 30.0},
     "reap-stale-generations": {"task": "calibration.tasks.reap_stale_generations", "schedule": 60.0},
     "reap-stale-ingests": {"task": "calibration.tasks.reap_stale_ingests", "schedule": 60.0},
-    "reap-stale-combination-copies": {
-        "task": "calibration.tasks.reap_stale_combination_copies",
+    "reap-stale-calibrated-copies": {
+        "task": "calibration.tasks.reap_stale_calibrated_copies",
         "schedule": 60.0,
     },
 }

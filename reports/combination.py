@@ -17,7 +17,7 @@ from django.db import transaction
 from assignments.models import Mous
 from calibration import standard_scripts
 from calibration.combination import COMBINED_MS, CombinationRefused, EbInput, require_combinable
-from calibration.models import CombinationCopy, Run, Script, ScriptVersion
+from calibration.models import CalibratedCopy, Run, Script, ScriptVersion
 from calibration.runs import combination_folder, run_create
 from calibration.scripts import script_get_or_create, script_version_create
 from reports.models import Diagnostic, FluxEdit, Topic
@@ -280,8 +280,10 @@ def concat_summary(mous: Mous) -> dict | None:
 def combination_run_create(*, mous: Mous, version: ScriptVersion, by) -> Run:
     """A run of every step of `version`, once the EBs' data is in Combination/calibrated."""
     require_combinable(mous)
-    copy = CombinationCopy.objects.filter(mous=mous).order_by("-created_at", "-pk").first()
-    if copy is None or copy.status != CombinationCopy.Status.DONE:
+    copy = CalibratedCopy.objects.filter(
+        mous=mous, destination=CalibratedCopy.Destination.COMBINATION
+    ).first()
+    if copy is None or copy.status != CalibratedCopy.Status.DONE:
         state = "not started" if copy is None else copy.get_status_display()
         raise CombinationRefused(f"copy the EBs' calibrated data first (the copy is {state})")
     return run_create(version=version, steps=[], by=by)

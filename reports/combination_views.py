@@ -12,14 +12,16 @@ from django.views.decorators.http import require_POST
 from assignments.models import Mous
 from assignments.permissions import may_work_on, require_may_work_on
 from calibration import combination as copying
-from calibration.models import CombinationCopy, Script, ScriptVersion
+from calibration.models import CalibratedCopy, Script, ScriptVersion
 from qa2portal.errors import refusal_page
 from reports import combination, figures
 from reports.models import FluxEdit
 
 
-def _copy_state(mous: Mous) -> CombinationCopy | None:
-    return CombinationCopy.objects.filter(mous=mous).order_by("-created_at", "-pk").first()
+def _copy_state(mous: Mous) -> CalibratedCopy | None:
+    return CalibratedCopy.objects.filter(
+        mous=mous, destination=CalibratedCopy.Destination.COMBINATION
+    ).first()
 
 
 @login_required

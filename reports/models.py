@@ -155,3 +155,35 @@ class FluxEdit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} spw {self.spw}: {self.flux_jy:g} Jy"
+
+
+class ImageQA(models.Model):
+    """What one image of an imaging run measures (computed in CASA right after its tclean):
+    rms, restoring beam, peak, dynamic range, the theoretical rms; layout in ARTIFACTS.md."""
+
+    class Kind(models.TextChoices):
+        CONTINUUM = "continuum", "Continuum"
+        CUBE = "cube", "Cube"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="image_qa")
+    step = models.ForeignKey(RunStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="image_qa")
+    name = models.CharField(max_length=300, help_text="tclean's imagename, relative to Imaging/")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    summary = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="imageqa_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, run {self.run_id})"
+
+    @property
+    def pbcor_fits(self) -> str:
+        return f"{self.name}.pbcor.fits"
+
+    @property
+    def flux_fits(self) -> str:
+        return f"{self.name}.flux.fits"

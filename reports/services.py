@@ -10,7 +10,9 @@ from calibration.models import Product, Run, RunStep, ScriptVersion
 from calibration.scripts import script_version_create
 from reports import edit_loop, qa
 from reports.edits import apply_edit
-from reports.models import AppliedEdit, Diagnostic, Finding, Topic
+from reports.models import AppliedEdit, Diagnostic, Finding, ImageQA, Topic
+
+IMAGE_TOPIC = "image"
 
 # How far up a version's parents an earlier edit is still checked on a later run.
 EDIT_CHAIN_LIMIT = 50
@@ -24,8 +26,9 @@ def diagnostics_record(*, run: Run, step: RunStep, items: list[dict]) -> list[Di
         for s in (run.script_version.parsed.get("steps", []) if run.script_version else [])
     }
     context = qa.ScriptContext(steps=steps, step=step.number)
+    image_qa_record(run=run, step=step, items=[i for i in items if i["topic"] == IMAGE_TOPIC])
     made = []
-    for item in items:
+    for item in (i for i in items if i["topic"] != IMAGE_TOPIC):
         item["summary"] = json_safe(item["summary"])
         product = Product.objects.filter(run=run, relpath=item.get("product") or "").first()
         if item["topic"] == Topic.FLAGS and "vis" in item["summary"]:
@@ -54,6 +57,21 @@ def diagnostics_record(*, run: Run, step: RunStep, items: list[dict]) -> list[Di
             for f in qa.assess(diagnostic.topic, diagnostic.name, diagnostic.summary, context)
         )
         made.append(diagnostic)
+    return made
+
+
+def image_qa_record(*, run: Run, step: RunStep, items: list[dict]) -> list[ImageQA]:
+    """Store what CASA measured on each image of an imaging step (one row per imagename)."""
+    made = []
+    for item in items:
+        summary = json_safe(item["summary"])
+        kind = ImageQA.Kind.CUBE if summary.get("kind") == ImageQA.Kind.CUBE else ImageQA.Kind.CONTINUUM
+        qa_row, _ = ImageQA.objects.update_or_create(
+            run=run,
+            name=str(item["name"])[:300],
+            defaults={"step": step, "mous": run.mous, "kind": kind, "summary": summary},
+        )
+        made.append(qa_row)
     return made
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import combination_views, views
+from reports import combination_views, imaging_views, views
 
 urlpatterns = [
     path("reports/mous/<int:pk>/", views.mous_diagnostics, name="reports-mous"),
@@ -44,4 +44,24 @@ urlpatterns = [
         name="reports-combination-run",
     ),
     path("reports/findings/<int:pk>/apply/", views.finding_apply, name="reports-finding-apply"),
+    path("reports/mous/<int:pk>/imaging/", imaging_views.imaging_page, name="reports-imaging"),
+    path(
+        "reports/mous/<int:pk>/imaging/status/", imaging_views.imaging_status, name="reports-imaging-status"
+    ),
+    path("reports/mous/<int:pk>/imaging/copy/", imaging_views.imaging_copy, name="reports-imaging-copy"),
+    path(
+        "reports/mous/<int:pk>/imaging/<str:which>/generate/",
+        imaging_views.imaging_generate,
+        name="reports-imaging-generate",
+    ),
+    path(
+        "reports/mous/<int:pk>/imaging/<str:which>/run/",
+        imaging_views.imaging_run,
+        name="reports-imaging-run",
+    ),
+    path("reports/images/<int:pk>/", imaging_views.image_page, name="reports-image"),
+    path("reports/images/<int:pk>/plane.json", imaging_views.image_plane, name="reports-image-plane"),
+    path(
+        "reports/images/<int:pk>/spectrum.json", imaging_views.image_spectrum, name="reports-image-spectrum"
+    ),
 ]

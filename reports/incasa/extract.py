@@ -16,6 +16,8 @@ import casatools
 import numpy as np
 
 from calibration.antennas import live_antennas
+from calibration.incasa.imaging_data import prepared_items
+from reports.incasa.image_qa import image_items
 from reports.incasa.visibilities import calibrated, calibrated_outputs
 from reports.metrics import bandpass_metrics
 from reports.reference import wvr_reference
@@ -660,6 +662,10 @@ def after_step(
                     "summary": {"cannot_assess": f"{type(exc).__name__}: {exc}"},
                 }
             )
+    # An imaging run: the numbers of each image tclean made, and the layout of the MS the
+    # imaging-prep step wrote (the imaging script is generated from it).
+    items += image_items(folder, calls)
+    items += prepared_items(folder, calls)
     return items
 
 

@@ -89,10 +89,6 @@ def _latest_version(world, mous) -> dict:
     return {"version": ScriptVersion.objects.filter(script__execution_block__mous=mous).latest("number").pk}
 
 
-def _imaging_version(world, mous) -> dict:
-    return {"version": ScriptVersion.objects.get(script__mous=mous, script__kind="imaging").pk}
-
-
 def _against(world, mous) -> dict:
     return {"against": ScriptVersion.objects.filter(script__execution_block__mous=mous).latest("number").pk}
 
@@ -130,10 +126,8 @@ ROUTES = {
     "calibration-eb-restore-flags": [acts(kwargs=_eb, data=_restore)],
     "calibration-eb-products": [everyone_reads(302, kwargs=_eb)],
     "calibration-mous": [everyone_reads(302, kwargs=_mous)],
-    "calibration-mous-imaging": [acts(kwargs=_mous)],
     # every EB at once: its reducer or a DRM is sent back (queued, or refused with the reason)
     "calibration-mous-calibrate-all": [acts(kwargs=_mous)],
-    "calibration-mous-imaging-run": [acts(kwargs=_mous, data=_imaging_version)],
     "calibration-generation": [everyone_reads(302, kwargs=_generation)],
     "calibration-version": [everyone_reads(302, kwargs=_version)],
     "calibration-version-download": [everyone_reads(302, kwargs=_version)],

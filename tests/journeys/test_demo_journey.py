@@ -16,7 +16,7 @@ from assignments.models import ExecutionBlock, Mous
 from assignments.services import mous_assign
 from calibration import combination as copying
 from calibration import runs, script_generation
-from calibration.models import CombinationCopy, Run, Script
+from calibration.models import CalibratedCopy, Run, Script
 from calibration.runs import combination_folder
 from reports import combination
 from reports.models import Diagnostic, Finding, Topic
@@ -176,7 +176,7 @@ def test_the_demo_alma_mous_is_calibrated_at_once_and_combined(demo, reducer_of_
 
     copy = copying.combination_copy_request(mous=mous, by=reducer_of_demo)
     wait_for(copy, lambda c: not c.is_active)
-    assert copy.status == CombinationCopy.Status.DONE, copy.error
+    assert copy.status == CalibratedCopy.Status.DONE, copy.error
     fluxes = combination.all_fluxes(mous)
     for run, got in zip(started, fluxes.ebs, strict=True):
         stored = Diagnostic.objects.get(run=run, topic="flux", summary__has_key="fields").summary["fields"]

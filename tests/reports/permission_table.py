@@ -5,7 +5,7 @@ import numpy as np
 
 from calibration.models import Run, Script, ScriptVersion
 from calibration.scripts import script_get_or_create, script_version_create
-from reports.models import Diagnostic, Finding
+from reports.models import Diagnostic, Finding, ImageQA
 from tests.assignments.matrix import everyone_reads, page
 from tests.calibration.conftest import alma_steps
 
@@ -43,6 +43,7 @@ def prepare(world) -> None:
         Finding.objects.create(
             diagnostic=diagnostic, run=run, topic="wvr", code="wvr", score=0.5, message="m", edit=edit
         )
+        ImageQA.objects.create(run=run, mous=mous, name="target_cont", kind="continuum", summary={})
 
 
 def _eb(mous) -> dict:
@@ -63,6 +64,10 @@ def _figure(mous) -> dict:
 
 def _finding(mous) -> dict:
     return {"pk": Finding.objects.get(run__mous=mous).pk}
+
+
+def _image(mous) -> dict:
+    return {"pk": ImageQA.objects.get(mous=mous).pk}
 
 
 ROUTES = {
@@ -92,4 +97,20 @@ ROUTES = {
         page(other=403, own=404, drm=404, method="post", kwargs=lambda m: {"pk": m.pk})
     ],
     "reports-finding-apply": [page(other=403, own=302, drm=302, method="post", kwargs=_finding)],
+    # The imaging page: the table's MOUS is not calibrated, so every action is refused with the
+    # reason (a redirect) once the user may act; no imaging version exists to run (404).
+    "reports-imaging": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-imaging-status": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-imaging-copy": [page(other=403, own=302, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})],
+    "reports-imaging-generate": [
+        page(other=403, own=302, drm=302, method="post", kwargs=lambda m: {"pk": m.pk, "which": "prep"})
+    ],
+    "reports-imaging-run": [
+        page(other=403, own=404, drm=404, method="post", kwargs=lambda m: {"pk": m.pk, "which": "imaging"})
+    ],
+    # An image whose FITS was never exported: the page says so; its plane is a 404.
+    "reports-image": [everyone_reads(302, kwargs=_image)],
+    "reports-image-plane": [page(other=404, own=404, drm=404, kwargs=_image)],
+    # no pixel given: a clear 400
+    "reports-image-spectrum": [page(other=400, own=400, drm=400, kwargs=_image)],
 }

@@ -19,7 +19,7 @@ from assignments.models import ExecutionBlock, MousState
 from assignments.staging import mous_stage
 from calibration import casa, script_generation
 from calibration import combination as copying
-from calibration.models import CombinationCopy, Run
+from calibration.models import CalibratedCopy, Run
 from calibration.runs import combination_folder
 from calibration.simulate import presets
 from calibration.simulate.build import cached_eb
@@ -136,7 +136,7 @@ def test_two_ebs_are_calibrated_at_once_scaled_to_the_weighted_mean_and_concaten
     page.click("#combination-link")
     page.click("#copy-data")
     expect(page.locator("#copy-progress")).to_contain_text("Done 100%", timeout=120_000)
-    copy = CombinationCopy.objects.get(mous=mous)
+    copy = CalibratedCopy.objects.get(mous=mous)
     assert copy.bytes_done == copy.bytes_total > 0
     folder = combination_folder(mous)
     for eb in ebs:
@@ -217,7 +217,7 @@ def test_two_ebs_are_calibrated_at_once_scaled_to_the_weighted_mean_and_concaten
     (folder / "notes.txt").write_text("mine\n")
     again = copying.combination_copy_request(mous=mous, by=reducer.user, from_scratch=True)
     wait_for(again, lambda c: not c.is_active)
-    assert again.status == CombinationCopy.Status.DONE, again.error
+    assert again.status == CalibratedCopy.Status.DONE, again.error
     assert {"calibrated.ms", "scriptForFluxCalibration.py", run.casa_log_name} <= set(again.removed)
     assert not (folder / "calibrated.ms").exists()
     assert (folder / "notes.txt").read_text() == "mine\n"

@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, MousState
 from assignments.staging import mous_stage
+from calibration import calibrated_copy, runs, standard_scripts
 from calibration import combination as copying
-from calibration import runs, standard_scripts
-from calibration.models import CombinationCopy, Run, Script
+from calibration.models import CalibratedCopy, Run, Script
 from calibration.runs import RunRefused, combination_folder
 from reports import combination
 from reports.models import Diagnostic, FluxEdit
@@ -118,7 +118,7 @@ def test_one_eb_is_nothing_to_combine(make_eb, reducer):
     eb = make_eb()
     with pytest.raises(copying.CombinationRefused, match="nothing to combine"):
         copying.combination_copy_request(mous=eb.mous, by=reducer.user)
-    assert not CombinationCopy.objects.exists()
+    assert not CalibratedCopy.objects.exists()
 
 
 def test_an_eb_whose_latest_run_failed_is_not_calibrated(two_eb_mous, reducer):
@@ -127,7 +127,7 @@ def test_an_eb_whose_latest_run_failed_is_not_calibrated(two_eb_mous, reducer):
     _calibrated(second, 1.3, status=Run.Status.FAILED)
     with pytest.raises(copying.CombinationRefused, match=f"EB {second.uid} is not calibrated"):
         copying.combination_copy_request(mous=mous, by=reducer.user)
-    assert not CombinationCopy.objects.exists()
+    assert not CalibratedCopy.objects.exists()
     with pytest.raises(copying.CombinationRefused, match="not calibrated"):
         combination.combination_script_create(mous=mous, mode=combination.SCALE, by=reducer.user)
     assert not Script.objects.filter(kind=Script.Kind.COMBINATION).exists()
@@ -190,12 +190,12 @@ def test_a_copy_whose_worker_died_is_failed_by_the_reaper(two_eb_mous):
 
     mous, _ = two_eb_mous
     old = timezone.now() - timedelta(hours=1)
-    stale = CombinationCopy.objects.create(mous=mous, status=CombinationCopy.Status.COPYING, heartbeat_at=old)
-    fresh = CombinationCopy.objects.create(
-        mous=mous, status=CombinationCopy.Status.COPYING, heartbeat_at=timezone.now()
+    stale = CalibratedCopy.objects.create(mous=mous, status=CalibratedCopy.Status.COPYING, heartbeat_at=old)
+    fresh = CalibratedCopy.objects.create(
+        mous=mous, status=CalibratedCopy.Status.COPYING, heartbeat_at=timezone.now()
     )
-    assert copying.copies_reap_stale() == [stale.pk]
+    assert calibrated_copy.copies_reap_stale() == [stale.pk]
     stale.refresh_from_db()
     fresh.refresh_from_db()
-    assert stale.status == CombinationCopy.Status.FAILED and "worker lost" in stale.error
-    assert fresh.status == CombinationCopy.Status.COPYING
+    assert stale.status == CalibratedCopy.Status.FAILED and "worker lost" in stale.error
+    assert fresh.status == CalibratedCopy.Status.COPYING

@@ -1,0 +1,268 @@
+"""The text of scriptForImagingPrep.py and scriptForImaging.py (pure: no Django, no CASA).
+
+The prep script splits the science target out of the calibrated data copied into Imaging/
+(concatenating several EBs' splits first) into PREPARED_MS. The imaging script is written from
+what that MS holds (calibration.models.ImagingData, read in CASA by the prep run) and from the
+PI's request:
+- per target, the mosaic gridder when the source was observed at several pointings;
+- cell = beam / 5, the beam estimated as 0.574 lambda / L80 (the OT's formula: L80 the 80th
+  percentile baseline) at the highest frequency; imsize covers 1.5 x the primary beam
+  (1.13 lambda / D at the lowest frequency, D the smallest dish: 12 m or 7 m) around the
+  pointings, rounded up to a size the FFT likes;
+- a continuum image over the line-free channels (calibration.continuum);
+- a cube of the representative spw (the one holding the representative frequency), with the
+  requested spectral resolution for a line project;
+- a threshold of THRESHOLD_SIGMA x the requested rms scaled to the image's bandwidth;
+- impbcor, then exportfits to `.pbcor.fits` and the primary beam to `.flux.fits`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from calibration.continuum import ContinuumChannels, continuum_selection
+from calibration.imaging_names import FLUX_FITS_SUFFIX, PBCOR_FITS_SUFFIX, PREPARED_MS
+from calibration.standard_scripts import GOOD_IMSIZES, ScriptWriter, round_sig
+
+C_M_S = 299792458.0
+RAD_TO_ARCSEC = 206264.80624709636
+THRESHOLD_SIGMA = 3.0
+PIXELS_PER_BEAM = 5
+PB_COVERAGE = 1.5
+NITER = 10000  # the threshold stops tclean; this only bounds it
+
+
+@dataclass(frozen=True)
+class ImagingRequest:
+    """What the PI asked for (the MOUS's request fields); None where not given."""
+
+    goal: str  # continuum | line
+    representative_frequency_ghz: float | None
+    rms_mjy: float | None
+    rms_bandwidth_mhz: float | None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    field_ids: tuple[int, ...]
+    phasecenter: int  # the pointing nearest the centre of a mosaic
+    extent_arcsec: float  # largest separation between two pointings (0: one pointing)
+
+    @property
+    def is_mosaic(self) -> bool:
+        return len(self.field_ids) > 1
+
+
+@dataclass(frozen=True)
+class Geometry:
+    beam_arcsec: float
+    cell_arcsec: float
+    pb_arcsec: float
+    dish_m: float
+
+
+def prep_script(inputs: Sequence[str], targets: Sequence[str]) -> str:
+    """scriptForImagingPrep.py: the calibrated data copied into Imaging/ -> PREPARED_MS."""
+    if not inputs:
+        raise ValueError("no calibrated data to prepare")
+    w = ScriptWriter()
+    source = inputs[0]
+    if len(inputs) > 1:
+        source = "calibrated.ms"
+        w.step(
+            "Concatenate the calibrated data",
+            [
+                f"os.system('rm -rf {source}')",
+                f"concat(vis = {list(inputs)!r}, concatvis = '{source}')",
+            ],
+        )
+    fields = ",".join(targets)
+    w.step(
+        "Split out the science target",
+        [
+            f"os.system('rm -rf {PREPARED_MS}')",
+            f"split(vis = '{source}', outputvis = '{PREPARED_MS}', field = '{fields}', datacolumn = 'data', "
+            "keepflags = False)",
+            f"os.system('rm -rf {PREPARED_MS}.listobs')",
+            f"listobs(vis = '{PREPARED_MS}', listfile = '{PREPARED_MS}.listobs')",
+        ],
+    )
+    header = [
+        "",
+        f"# Imaging preparation: {', '.join(inputs)} -> {PREPARED_MS} ({fields})",
+    ]
+    return w.render(header)
+
+
+def targets_of(data: dict) -> list[Target]:
+    """The data's target fields, grouped by source name (several pointings: a mosaic)."""
+    by_name: dict[str, list[dict]] = {}
+    for f in data["fields"]:
+        by_name.setdefault(str(f["name"]), []).append(f)
+    targets = []
+    for name, fields in by_name.items():
+        ra0 = sum(f["ra_rad"] for f in fields) / len(fields)
+        dec0 = sum(f["dec_rad"] for f in fields) / len(fields)
+        centre = min(fields, key=lambda f: _separation(f["ra_rad"], f["dec_rad"], ra0, dec0))
+        extent = max(
+            (
+                _separation(a["ra_rad"], a["dec_rad"], b["ra_rad"], b["dec_rad"])
+                for a in fields
+                for b in fields
+            ),
+            default=0.0,
+        )
+        targets.append(
+            Target(name, tuple(int(f["id"]) for f in fields), int(centre["id"]), extent * RAD_TO_ARCSEC)
+        )
+    return targets
+
+
+def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angular distance in radians (haversine)."""
+    h = math.sin((dec2 - dec1) / 2) ** 2 + math.cos(dec1) * math.cos(dec2) * math.sin((ra2 - ra1) / 2) ** 2
+    return 2 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def geometry(data: dict) -> Geometry:
+    spws = data["spws"]
+    max_ghz = max(max(s["first_freq_ghz"], s["last_freq_ghz"]) for s in spws)
+    min_ghz = min(min(s["first_freq_ghz"], s["last_freq_ghz"]) for s in spws)
+    l80 = data["baselines_m"]["p80"] or data["baselines_m"]["max"]
+    if not l80:
+        raise ValueError("the data have no baselines")
+    dish = min(data["dish_diameters_m"]) if data["dish_diameters_m"] else 12.0
+    beam = 0.574 * (C_M_S / (max_ghz * 1e9)) / l80 * RAD_TO_ARCSEC
+    pb = 1.13 * (C_M_S / (min_ghz * 1e9)) / dish * RAD_TO_ARCSEC
+    return Geometry(
+        beam_arcsec=beam, cell_arcsec=round_sig(beam / PIXELS_PER_BEAM), pb_arcsec=pb, dish_m=dish
+    )
+
+
+def imsize_for(target: Target, geo: Geometry) -> int:
+    needed = (target.extent_arcsec + PB_COVERAGE * geo.pb_arcsec) / geo.cell_arcsec
+    return next((s for s in GOOD_IMSIZES if s >= needed), GOOD_IMSIZES[-1])
+
+
+def representative_spw(data: dict, frequency_ghz: float | None) -> dict:
+    """The spw holding the representative frequency; else the nearest one; else the first."""
+    spws = data["spws"]
+    if frequency_ghz is None:
+        return spws[0]
+    for s in spws:
+        lo, hi = sorted((s["first_freq_ghz"], s["last_freq_ghz"]))
+        if lo <= frequency_ghz <= hi:
+            return s
+    return min(spws, key=lambda s: abs(s["mean_freq_ghz"] - frequency_ghz))
+
+
+def cube_width(spw: dict, request: ImagingRequest) -> int:
+    """Channels averaged in the cube: the requested spectral resolution of a line project."""
+    if request.goal != "line" or not request.rms_bandwidth_mhz or not spw["chan_width_mhz"]:
+        return 1
+    return max(1, min(spw["nchan"], round(request.rms_bandwidth_mhz / spw["chan_width_mhz"])))
+
+
+def threshold_mjy(request: ImagingRequest, bandwidth_mhz: float) -> float | None:
+    """THRESHOLD_SIGMA x the requested rms scaled to the image's bandwidth (rms ~ 1/sqrt(bw))."""
+    if not request.rms_mjy or not request.rms_bandwidth_mhz or bandwidth_mhz <= 0:
+        return None
+    return THRESHOLD_SIGMA * request.rms_mjy * math.sqrt(request.rms_bandwidth_mhz / bandwidth_mhz)
+
+
+def imaging_script(data: dict, request: ImagingRequest, continuum: Sequence[ContinuumChannels]) -> str:
+    """scriptForImaging.py for every target of `data` (an ImagingData summary)."""
+    geo = geometry(data)
+    spw_by_id = {s["id"]: s for s in data["spws"]}
+    selection = continuum_selection(continuum)
+    cont_bw = sum(spw_by_id[c.spw]["chan_width_mhz"] * c.free_count for c in continuum if c.spw in spw_by_id)
+    rep = representative_spw(data, request.representative_frequency_ghz)
+    width = cube_width(rep, request)
+    w = ScriptWriter()
+    for target in targets_of(data):
+        name = target.name.replace(" ", "_")
+        imsize = imsize_for(target, geo)
+        common = [
+            f"  field = '{target.name}',",
+            f"  imsize = [{imsize}, {imsize}],",
+            f"  cell = '{geo.cell_arcsec}arcsec',",
+            f"  gridder = '{'mosaic' if target.is_mosaic else 'standard'}',",
+        ]
+        if target.is_mosaic:
+            common.append(f"  phasecenter = {target.phasecenter},")
+        common += ["  deconvolver = 'hogbom',", "  weighting = 'briggs',", "  robust = 0.5,"]
+        cont_threshold = threshold_mjy(request, cont_bw)
+        w.step(
+            f"Continuum image of {target.name}",
+            [
+                f"os.system('rm -rf {name}_cont.*')",
+                f"tclean(vis = '{PREPARED_MS}',",
+                f"  imagename = '{name}_cont',",
+                *common,
+                f"  spw = '{selection}',",
+                "  specmode = 'mfs',",
+                f"  niter = {NITER},",
+                f"  threshold = '{_threshold_text(cont_threshold)}',",
+                "  usemask = 'pb',",
+                "  pbmask = 0.3,",
+                "  interactive = False)",
+            ],
+        )
+        cube_threshold = threshold_mjy(request, rep["chan_width_mhz"] * width)
+        w.step(
+            f"Cube of {target.name} (spw {rep['id']})",
+            [
+                f"os.system('rm -rf {name}_cube.*')",
+                f"tclean(vis = '{PREPARED_MS}',",
+                f"  imagename = '{name}_cube',",
+                *common,
+                f"  spw = '{rep['id']}',",
+                "  specmode = 'cube',",
+                f"  width = {width},",
+                "  outframe = 'LSRK',",
+                "  restoringbeam = 'common',",
+                f"  niter = {NITER},",
+                f"  threshold = '{_threshold_text(cube_threshold)}',",
+                "  usemask = 'pb',",
+                "  pbmask = 0.3,",
+                "  interactive = False)",
+            ],
+        )
+        w.step(
+            f"Primary beam correction and FITS export of {target.name}",
+            [
+                f"for im in ['{name}_cont', '{name}_cube']:",
+                "  os.system('rm -rf ' + im + '.image.pbcor')",
+                "  impbcor(imagename = im + '.image', pbimage = im + '.pb', outfile = im + '.image.pbcor', "
+                "overwrite = True)",
+                f"  exportfits(imagename = im + '.image.pbcor', fitsimage = im + '{PBCOR_FITS_SUFFIX}', "
+                "overwrite = True)",
+                f"  exportfits(imagename = im + '.pb', fitsimage = im + '{FLUX_FITS_SUFFIX}', "
+                "overwrite = True)",
+            ],
+        )
+    lines = [
+        "",
+        f"# Imaging of {', '.join(t.name for t in targets_of(data))} from {PREPARED_MS}",
+        f'# beam ~{geo.beam_arcsec:.2f}" (0.574 lambda/L80, L80 {data["baselines_m"]["p80"]:.0f} m); '
+        f'cell {geo.cell_arcsec}" = beam/{PIXELS_PER_BEAM}; primary beam {geo.pb_arcsec:.1f}" '
+        f"({geo.dish_m:g} m dishes)",
+        f"# continuum: {selection or 'no line-free channel found: choose by hand'} ({cont_bw:.0f} MHz)",
+        f"# cube: spw {rep['id']} (representative frequency "
+        f"{request.representative_frequency_ghz or 'not given'} GHz), width {width} channel(s)",
+    ]
+    if request.rms_mjy is None:
+        lines.append("# the request gives no rms: tclean stops at niter (set a threshold)")
+    else:
+        lines.append(
+            f"# thresholds: {THRESHOLD_SIGMA:g} x the requested {request.rms_mjy} mJy/beam at "
+            f"{request.rms_bandwidth_mhz} MHz, scaled to each image's bandwidth"
+        )
+    return w.render(lines)
+
+
+def _threshold_text(mjy: float | None) -> str:
+    return f"{mjy:.3g}mJy" if mjy is not None else "0mJy"

@@ -1,0 +1,95 @@
+// The image page: the plane as a heatmap (RA/Dec ticks, beam, rms contours), a channel slider
+// for cubes, and the spectrum at a clicked pixel. Pixel coordinates are the FITS image's.
+(() => {
+  const fig = document.getElementById("image-figure");
+  if (!fig) return;
+  const slider = document.getElementById("channel");
+  const label = document.getElementById("channel-label");
+  let current = null;
+
+  function decode(b64, rows, cols) {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const values = new Float32Array(bytes.buffer);
+    const z = [];
+    for (let r = 0; r < rows; r++) {
+      const row = Array.from(values.subarray(r * cols, (r + 1) * cols), (v) => (Number.isNaN(v) ? null : v));
+      z.push(row);
+    }
+    return z;
+  }
+
+  function levels(rms, peak) {
+    const out = [];
+    if (!rms || !peak) return out;
+    for (let k = 3; k * rms < peak; k = k < 5 ? 5 : k * 2) out.push(k * rms);
+    return out;
+  }
+
+  async function draw(channel) {
+    const url = `${fig.dataset.planeUrl}?channel=${channel}`;
+    const data = await (await fetch(url, { credentials: "same-origin" })).json();
+    if (data.error) { fig.textContent = data.error; return; }
+    current = data;
+    const [rows, cols] = data.shape;
+    const z = decode(data.z, rows, cols);
+    const xs = Array.from({ length: cols }, (_, i) => i * data.stride + (data.stride - 1) / 2);
+    const ys = Array.from({ length: rows }, (_, i) => i * data.stride + (data.stride - 1) / 2);
+    const traces = [{
+      type: "heatmap", x: xs, y: ys, z, colorscale: "Viridis", colorbar: { title: { text: data.unit } },
+      hovertemplate: "x %{x:.0f}, y %{y:.0f}: %{z:.4g} " + data.unit + "<extra></extra>",
+    }];
+    const contourLevels = levels(data.rms, data.peak);
+    contourLevels.forEach((level) => {
+      traces.push({
+        type: "contour", x: xs, y: ys, z, showscale: false, hoverinfo: "skip",
+        contours: { start: level, end: level, size: 1, coloring: "none" },
+        line: { color: "white", width: 1 }, name: `${(level / data.rms).toFixed(0)} rms`,
+      });
+    });
+    if (data.beam) {
+      traces.push({
+        type: "scatter", mode: "lines", x: data.beam.x, y: data.beam.y, fill: "toself",
+        line: { color: "white" }, hoverinfo: "text",
+        text: `beam ${data.beam.bmaj_arcsec.toFixed(2)}" x ${data.beam.bmin_arcsec.toFixed(2)}", ${data.beam.bpa_deg.toFixed(0)} deg`,
+        showlegend: false,
+      });
+    }
+    const layout = {
+      title: { text: `${data.name} · channel ${data.channel} · ${data.freq_ghz.toFixed(4)} GHz` },
+      xaxis: { title: { text: "RA (J2000)" }, tickvals: data.ticks.x.vals, ticktext: data.ticks.x.text, constrain: "domain" },
+      yaxis: { title: { text: "Dec (J2000)" }, tickvals: data.ticks.y.vals, ticktext: data.ticks.y.text, scaleanchor: "x" },
+      height: 640, showlegend: false, margin: { t: 40 },
+    };
+    await Plotly.react(fig, traces, layout, { responsive: true });
+    if (!fig.dataset.bound) {
+      fig.on("plotly_click", (event) => {
+        const point = event.points && event.points[0];
+        if (point) spectrum(Math.round(point.x), Math.round(point.y));
+      });
+      fig.dataset.bound = "1";
+    }
+    document.body.dataset.imageReady = "1";
+    document.body.dataset.channel = String(data.channel);
+  }
+
+  async function spectrum(x, y) {
+    const url = `${fig.dataset.spectrumUrl}?x=${x}&y=${y}`;
+    const data = await (await fetch(url, { credentials: "same-origin" })).json();
+    const where = document.getElementById("spectrum-pixel");
+    if (data.error) { where.textContent = data.error; return; }
+    where.textContent = `pixel (${data.x}, ${data.y}) at RA ${data.ra}, Dec ${data.dec}`;
+    await Plotly.react("spectrum-figure", [{
+      type: "scatter", mode: data.values.length > 1 ? "lines+markers" : "markers",
+      x: data.freq_ghz, y: data.values, line: { shape: "hvh" },
+    }], {
+      xaxis: { title: { text: "frequency (GHz)" } }, yaxis: { title: { text: data.unit } },
+      height: 320, margin: { t: 20 },
+    });
+    document.body.dataset.spectrumReady = String(data.values.length);
+  }
+
+  if (slider) {
+    slider.addEventListener("input", () => { label.textContent = slider.value; draw(Number(slider.value)); });
+  }
+  draw(0);
+})();
