@@ -62,9 +62,18 @@
     };
     await Plotly.react(fig, traces, layout, { responsive: true });
     if (!fig.dataset.bound) {
-      fig.on("plotly_click", (event) => {
-        const point = event.points && event.points[0];
-        if (point) spectrum(Math.round(point.x), Math.round(point.y));
+      // A click on the plot area, converted to image pixels by the axes. Bound on the document:
+      // Plotly covers the page with its drag cover between mouse down and up, so the click
+      // lands there, not on the figure.
+      document.addEventListener("click", (event) => {
+        const drag = fig.querySelector(".nsewdrag");
+        if (!drag) return;
+        const area = drag.getBoundingClientRect();
+        if (event.clientX < area.left || event.clientX > area.right || event.clientY < area.top || event.clientY > area.bottom) return;
+        const layout = fig._fullLayout;
+        const x = Math.round(layout.xaxis.p2d(event.clientX - area.left));
+        const y = Math.round(layout.yaxis.p2d(event.clientY - area.top));
+        spectrum(x, y);
       });
       fig.dataset.bound = "1";
     }
@@ -76,7 +85,7 @@
     const url = `${fig.dataset.spectrumUrl}?x=${x}&y=${y}`;
     const data = await (await fetch(url, { credentials: "same-origin" })).json();
     const where = document.getElementById("spectrum-pixel");
-    if (data.error) { where.textContent = data.error; return; }
+    if (data.error) { where.textContent = data.error; document.body.dataset.spectrumReady = "0"; return; }
     where.textContent = `pixel (${data.x}, ${data.y}) at RA ${data.ra}, Dec ${data.dec}`;
     await Plotly.react("spectrum-figure", [{
       type: "scatter", mode: data.values.length > 1 ? "lines+markers" : "markers",
