@@ -158,6 +158,10 @@ def plane_payload(base: Path, name: str, channel: int = 0) -> dict:
             "beam": beam_ellipse(header, nx, ny),
         }
         return payload
+    except ImageUnreadable:
+        raise
+    except (OSError, ValueError, KeyError, IndexError) as exc:  # a truncated or malformed file
+        raise ImageUnreadable(f"{name}: {exc}") from None
     finally:
         hdul.close()
         handle.close()
@@ -187,6 +191,10 @@ def spectrum_payload(base: Path, name: str, x: int, y: int) -> dict:
             "values": [float(v) if np.isfinite(v) else None for v in values],
             "unit": str(header.get("BUNIT", "")),
         }
+    except ImageUnreadable:
+        raise
+    except (OSError, ValueError, KeyError, IndexError) as exc:  # a truncated or malformed file
+        raise ImageUnreadable(f"{name}: {exc}") from None
     finally:
         hdul.close()
         handle.close()

@@ -81,13 +81,16 @@ def imaging_data(vis: str) -> dict:
             "p80": float(np.percentile(baselines, 80)) if baselines.size else 0.0,
             "max": float(baselines.max()) if baselines.size else 0.0,
         },
-        "spectra": spectra(vis, target_ids, len(spws)),
+        **spectra(vis, target_ids, len(spws)),
     }
 
 
-def spectra(vis: str, field_ids: list[int], nspw: int) -> dict[str, list[float | None]]:
-    """Per spw id: |weighted vector mean| of the target's unflagged short-baseline
-    visibilities per channel (None where all flagged); rows read ROWS_PER_READ at a time."""
+def spectra(vis: str, field_ids: list[int], nspw: int) -> dict[str, dict]:
+    """`spectra`: per spw id, |weighted vector mean| of the target's unflagged short-baseline
+    visibilities per channel (None where all flagged); `weight_sums`: per spw id, the sum of
+    the target's unflagged visibility weights of one channel over rows and polarisations (the
+    imaging script's thermal-noise estimate: 1/sqrt of it, natural weighting). Rows are read
+    ROWS_PER_READ at a time."""
     tb = casatools.table()
     tb.open(f"{vis}/DATA_DESCRIPTION")
     spw_of_ddid = [int(s) for s in tb.getcol("SPECTRAL_WINDOW_ID")]
@@ -98,6 +101,7 @@ def spectra(vis: str, field_ids: list[int], nspw: int) -> dict[str, list[float |
         if column not in tb.colnames():
             column = "DATA"
         result: dict[str, list[float | None]] = {}
+        weight_sums: dict[str, float] = {}
         fields = ",".join(str(i) for i in field_ids)
         for ddid, spw in enumerate(spw_of_ddid):
             if spw >= nspw:
@@ -111,11 +115,14 @@ def spectra(vis: str, field_ids: list[int], nspw: int) -> dict[str, list[float |
                 uvdist = np.hypot(uvw[0], uvw[1])
                 cut = float(np.quantile(uvdist, SHORT_BASELINE_FRACTION))
                 total, weight = None, None
+                all_weight = 0.0
                 for start in range(0, n, ROWS_PER_READ):
                     rows = min(ROWS_PER_READ, n - start)
                     data = q.getcol(column, start, rows)  # (npol, nchan, nrow)
                     flag = q.getcol("FLAG", start, rows)
                     w = np.broadcast_to(q.getcol("WEIGHT", start, rows)[:, None, :], data.shape)
+                    # per channel: the median channel's unflagged weight over rows and pols
+                    all_weight += float(np.median(np.where(flag, 0.0, w).sum(axis=(0, 2))))
                     keep = (~flag) & (uvdist[start : start + rows] <= cut)[None, None, :]
                     w = np.where(keep, w, 0.0)
                     part = (data * w).sum(axis=(0, 2))
@@ -127,10 +134,11 @@ def spectra(vis: str, field_ids: list[int], nspw: int) -> dict[str, list[float |
             assert total is not None and weight is not None
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.abs(total / weight)
+            weight_sums[str(spw)] = all_weight
             result[str(spw)] = [
                 float(v) if np.isfinite(v) and wt > 0 else None for v, wt in zip(mean, weight, strict=False)
             ]
-        return result
+        return {"spectra": result, "weight_sums": weight_sums}
     finally:
         tb.close()
 

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from astropy.io import fits
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
@@ -15,11 +16,16 @@ from assignments.datafiles import eb_folder
 from assignments.models import ExecutionBlock, Mous
 from assignments.services import mous_assign
 from calibration import combination as copying
-from calibration import runs, script_generation
+from calibration import imaging, runs, script_generation
 from calibration.models import CalibratedCopy, Run, Script
 from calibration.runs import combination_folder
+from calibration.simulate import presets
 from reports import combination
-from reports.models import Diagnostic, Finding, Topic
+from reports.imaging import mous_assessment
+from reports.models import Diagnostic, Finding, ImageQA, Topic
+from reports.services import finding_apply
+from reports.thresholds import OPEN_SCORE
+from tests.reports import imaging_truth
 from tests.reports.test_combination import PHASE_CAL, measure, wait_for
 
 pytestmark = [
@@ -205,3 +211,79 @@ def test_the_demo_alma_mous_is_calibrated_at_once_and_combined(demo, reducer_of_
         rescaled = measure(folder / f"{eb.ms_name}.split.cal.rescaled")
         for spw, mean in means.items():
             assert rescaled["amp"][f"0/{spw}"] == pytest.approx(mean["flux"], rel=0.01), (eb.uid, spw)
+
+
+def _apply_open_edits(run: Run, by) -> int:
+    """ "Apply this edit" on every open finding of `run` that suggests one (each edit once)."""
+    applied: set[str] = set()
+    for finding in run.findings.filter(score__lte=OPEN_SCORE).exclude(edit=None).order_by("pk"):
+        key = repr({k: v for k, v in (finding.edit or {}).items() if k not in ("expect", "description")})
+        if finding.edit and key not in applied:
+            finding_apply(finding=finding, by=by)
+            applied.add(key)
+    return len(applied)
+
+
+def test_the_demo_alma_mous_is_imaged_and_the_image_matches_the_simulator(demo, reducer_of_demo):
+    """The demo MOUS as a reducer takes it to an image: both nights calibrated, every suggested
+    edit applied and calibrated again (the diagnostics loop: DV07's WVR, the hot receivers, the
+    dead DV10, quack), combined, copied into Imaging/, prepared, imaged with the generated
+    script. Against the simulator's truth: the target's flux within 5%, its position within
+    0.2 beam, the thermal rms within 20% of the theoretical; the FITS products open."""
+    mous = Mous.objects.get(uid=ALMA_MOUS)
+    ebs = list(mous.execution_blocks.order_by("uid"))
+    for eb in ebs:
+        script_generation.calibration_script_create(
+            eb=eb, summary=script_generation.data_summary_refresh(eb), by=reducer_of_demo
+        )
+    first = [succeeded(run) for run in runs.runs_calibrate_all(mous=mous, by=reducer_of_demo)]
+    assert all(_apply_open_edits(run, reducer_of_demo) for run in first)
+    [succeeded(run) for run in runs.runs_calibrate_all(mous=mous, by=reducer_of_demo)]
+
+    copy = copying.combination_copy_request(mous=mous, by=reducer_of_demo)
+    assert wait_for(copy, lambda c: not c.is_active).status == CalibratedCopy.Status.DONE, copy.error
+    version = combination.combination_script_create(mous=mous, mode=combination.SCALE, by=reducer_of_demo)
+    succeeded(combination.combination_run_create(mous=mous, version=version, by=reducer_of_demo))
+
+    copy = imaging.imaging_copy_request(mous=mous, by=reducer_of_demo)
+    assert wait_for(copy, lambda c: not c.is_active).status == CalibratedCopy.Status.DONE, copy.error
+    assert [n for item in copy.copied for n in item["names"]] == ["calibrated.ms"]
+    prep = imaging.prep_script_create(mous=mous, by=reducer_of_demo)
+    succeeded(runs.run_create(version=prep, steps=[], by=reducer_of_demo))
+    data = imaging.latest_imaging_data(mous)
+    assert data is not None and [f["name"] for f in data.summary["fields"]] == ["HD_163296"]
+    version = imaging.imaging_script_create(mous=mous, by=reducer_of_demo)
+    succeeded(runs.run_create(version=version, steps=[], by=reducer_of_demo))
+
+    folder = imaging.imaging_folder(mous)
+    for eb in ebs:
+    cont = ImageQA.objects.get(mous=mous, kind=ImageQA.Kind.CONTINUUM)
+    cube = ImageQA.objects.get(mous=mous, kind=ImageQA.Kind.CUBE)
+    for qa in (cont, cube):
+        for name in (qa.pbcor_fits, qa.flux_fits):
+            with fits.open(folder / name) as hdul:
+                assert hdul[0].data is not None and hdul[0].header["NAXIS1"] > 0, name
+    spec = presets.small()  # the demo's nights share the preset's sky (make_demo_data)
+    found = imaging.continuum_channels(data.summary)
+    fit = imaging_truth.measure_source(
+        folder / f"{cont.name}.image",
+        folder / f"{cont.name}.image.pbcor",
+        imaging_truth.target_extent_arcsec(spec),
+    )
+    injected = imaging_truth.injected_flux_jy(
+        spec, imaging_truth.continuum_frequencies_ghz(data.summary, found)
+    )
+    ra, dec = imaging_truth.target_direction_rad(spec)
+    offset = imaging_truth.separation_arcsec(fit["ra_rad"], fit["dec_rad"], ra, dec)
+    s = cont.summary
+    print(
+        f'demo image: flux {fit["flux_jy"]:.4f} Jy vs injected {injected:.4f}; offset {offset:.3f}" '
+        f'(beam {s["bmaj_arcsec"]:.2f}"); continuum rms {s["rms_jy"] * 1e3:.4f} mJy vs theoretical '
+        f"{s['theoretical_rms_jy'] * 1e3:.4f}; cube rms {cube.summary['rms_jy'] * 1e3:.3f} vs "
+        f"{cube.summary['theoretical_rms_jy'] * 1e3:.3f}; outcome {mous_assessment(mous).outcome}"
+    )
+    assert fit["flux_jy"] == pytest.approx(injected, rel=0.05)
+    assert offset <= 0.2 * s["bmaj_arcsec"]
+    assert cube.summary["rms_jy"] == pytest.approx(cube.summary["theoretical_rms_jy"], rel=0.2)
+    assessment = mous_assessment(mous)
+    assert assessment.criterion("rms") is not None and assessment.criterion("beam") is not None
