@@ -256,7 +256,6 @@ def test_the_demo_alma_mous_is_imaged_and_the_image_matches_the_simulator(demo, 
     succeeded(runs.run_create(version=version, steps=[], by=reducer_of_demo))
 
     folder = imaging.imaging_folder(mous)
-    for eb in ebs:
     cont = ImageQA.objects.get(mous=mous, kind=ImageQA.Kind.CONTINUUM)
     cube = ImageQA.objects.get(mous=mous, kind=ImageQA.Kind.CUBE)
     for qa in (cont, cube):
@@ -284,6 +283,13 @@ def test_the_demo_alma_mous_is_imaged_and_the_image_matches_the_simulator(demo, 
     )
     assert fit["flux_jy"] == pytest.approx(injected, rel=0.05)
     assert offset <= 0.2 * s["bmaj_arcsec"]
+    # The thermal rms (the cube's line-free channels) is the theoretical one within 20%. The
+    # continuum of this bright source is limited by what calibration left (DV07's WVR is
+    # interpolated from its neighbours after the edit): above the theoretical, which the
+    # assessment says as a note beside its suggestion.
     assert cube.summary["rms_jy"] == pytest.approx(cube.summary["theoretical_rms_jy"], rel=0.2)
     assessment = mous_assessment(mous)
+    assert assessment.outcome in ("pass", "semipass", "fail")
     assert assessment.criterion("rms") is not None and assessment.criterion("beam") is not None
+    if s["rms_jy"] > 1.1 * s["theoretical_rms_jy"]:
+        assert assessment.criterion("theoretical").status == "note"

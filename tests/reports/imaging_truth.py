@@ -52,25 +52,29 @@ def measure_source(image: Path, pbcor: Path, extent_arcsec: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def continuum_frequencies_ghz(data: dict, found: list[ContinuumChannels]) -> np.ndarray:
-    """The frequencies of the line-free channels the continuum image was made of."""
+def continuum_frequencies_ghz(data: dict, found: list[ContinuumChannels]) -> tuple[np.ndarray, np.ndarray]:
+    """The frequencies of the line-free channels the continuum image was made of, and their
+    widths (an mfs image weighs a channel by its weight, which grows with its width)."""
     spws = {s["id"]: s for s in data["spws"]}
-    freqs = []
+    freqs: list[float] = []
+    widths: list[float] = []
     for c in found:
         s = spws[c.spw]
         step = (s["last_freq_ghz"] - s["first_freq_ghz"]) / max(1, s["nchan"] - 1)
         for first, last in c.free:
             freqs += [s["first_freq_ghz"] + k * step for k in range(first, last + 1)]
-    return np.array(freqs)
+            widths += [s["chan_width_mhz"]] * (last - first + 1)
+    return np.array(freqs), np.array(widths)
 
 
-def injected_flux_jy(spec: EbSpec, freqs_ghz: np.ndarray) -> float:
+def injected_flux_jy(spec: EbSpec, channels: tuple[np.ndarray, np.ndarray]) -> float:
     """Every component of the target (a Gaussian disc and a point source beside it), averaged
-    over `freqs_ghz` (the line is outside the continuum channels)."""
+    over the continuum channels weighted by their width (the line is outside them)."""
+    freqs_ghz, widths = channels
     target = spec.field_by_role("target")
     return float(
         sum(
-            np.mean(c.flux_jy * (freqs_ghz / spec.reference_freq_ghz) ** c.spectral_index)
+            np.average(c.flux_jy * (freqs_ghz / spec.reference_freq_ghz) ** c.spectral_index, weights=widths)
             for c in target.components
         )
     )
