@@ -117,6 +117,8 @@ class TransitionForm(forms.Form):
     )
     note = forms.CharField(required=False, max_length=2000)
     version = VersionField(required=False)
+    # A DRM moving on although the checklist is not complete says why (kept on the move).
+    override_reason = forms.CharField(required=False, max_length=2000)
 
 
 class AssignForm(forms.Form):

@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from assignments import preconditions
 from assignments.events import mous_state_changed
 from qa2portal.errors import Conflict, Forbidden, PreconditionFailed
 
@@ -403,12 +404,15 @@ class Mous(models.Model):
         note: str = "",
         expected_version: int | None = None,
         check_role: bool = False,
+        override_reason: str = "",
     ):
         """Move to `new` under a row lock and write the audit row in the same transaction.
 
         Every path (page, API, webhook, worker) goes through here. Raises InvalidTransition
         when the table forbids the move, StaleVersion when `expected_version` is outdated,
-        TransitionForbidden when `check_role` and `by` may not make this move.
+        TransitionForbidden when `check_role` and `by` may not make this move,
+        ChecklistIncomplete when a registered precondition is missing and no DRM overrides it
+        (`override_reason`, kept on the state change).
         """
         with transaction.atomic():
             # Lock the row: two DRMs clicking at once must not both win.
@@ -422,6 +426,13 @@ class Mous(models.Model):
                     f"only a DRM may move {locked.uid} from {locked.state} to {new}"
                     + ("" if locked.is_assigned_to(by) else " (it is not assigned to you)")
                 )
+            override = ""
+            if items := preconditions.missing(locked, new):
+                if not override_reason.strip():
+                    raise preconditions.ChecklistIncomplete(new, items)
+                if not user_is_manager(by):
+                    raise TransitionForbidden("only a DRM may override the checklist")
+                override = f"{override_reason.strip()} (missing: {'; '.join(items)})"
             if new == MousState.BLOCKED and not note.strip():
                 raise ValidationError({"note": "Blocking needs a reason."})
             if new == MousState.ASSIGNED and locked.assignee_id is None:
@@ -429,7 +440,12 @@ class Mous(models.Model):
             if new == MousState.NEW and locked.assignee_id is not None:
                 raise ValidationError({"to": "Unassign the reducer to return the MOUS to NEW."})
             change = StateChange.objects.create(
-                mous=locked, old_state=locked.state, new_state=new, changed_by=by, note=note
+                mous=locked,
+                old_state=locked.state,
+                new_state=new,
+                changed_by=by,
+                note=note,
+                checklist_override=override,
             )
             # Listeners (the JIRA ticket comment) write in this same transaction: no move
             # without its comment.
@@ -470,6 +486,8 @@ class StateChange(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     note = models.TextField(blank=True)
+    # A DRM's reason for moving although the checklist was not complete, and what was missing.
+    checklist_override = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

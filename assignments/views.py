@@ -234,6 +234,7 @@ def mous_transition(request: HttpRequest, pk: int) -> HttpResponse:
         note=form.cleaned_data["note"],
         expected_version=form.cleaned_data["version"],
         check_role=True,
+        override_reason=form.cleaned_data["override_reason"],
     )
     messages.success(request, f"{mous.uid} is now {mous.get_state_display()}.")
     return redirect("assignments-mous", pk=mous.pk)

@@ -291,6 +291,7 @@ CASA_QUEUE = env_str("CASA_QUEUE", "casa")
 CASA_TASKS = ("run_execute", "script_generate", "ingest_execute")
 CELERY_TASK_ROUTES = {
     **{f"calibration.tasks.{name}": {"queue": CASA_QUEUE} for name in CASA_TASKS},
+    "reports.tasks.qa2_report": {"queue": CASA_QUEUE},
     "calibration.tasks.*": {"queue": CELERY_TASK_DEFAULT_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {

@@ -13,3 +13,10 @@ class ReportsConfig(AppConfig):
             diagnostics_record(run=run, step=step, items=items)
 
         step_diagnostics.connect(record, dispatch_uid="reports.diagnostics_record", weak=False)
+
+        from assignments import preconditions
+        from assignments.models import MousState
+        from reports import checklist
+
+        # The final checklist must be complete before review (a DRM may override it).
+        preconditions.register(MousState.READY_FOR_REVIEW, checklist.missing)

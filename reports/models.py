@@ -187,3 +187,63 @@ class ImageQA(models.Model):
     @property
     def flux_fits(self) -> str:
         return f"{self.name}.flux.fits"
+
+
+class ReadmeVersion(models.Model):
+    """One version of the MOUS's README (generated from what the portal knows, or the
+    reducer's edit); the latest is written to README in the MOUS folder."""
+
+    class Source(models.TextChoices):
+        GENERATED = "generated", "Generated"
+        EDITED = "edited", "Edited"
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="readme_versions")
+    number = models.PositiveIntegerField()
+    text = models.TextField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["mous", "number"], name="readme_unique_number")]
+
+    def __str__(self) -> str:
+        return f"README v{self.number} of {self.mous}"
+
+
+class Qa2Report(models.Model):
+    """The qa2/ folder of one EB (PNGs and textfile.txt, ALMA's generateQA2Report), built by a
+    worker from a successful run of every step of its calibration script."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Running"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    execution_block = models.ForeignKey(ExecutionBlock, on_delete=models.CASCADE, related_name="qa2_reports")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="qa2_reports")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    files = models.JSONField(default=list, blank=True, help_text="names written into qa2/")
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"qa2 report {self.pk} of {self.execution_block} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import combination_views, imaging_views, views
+from reports import combination_views, imaging_views, package_views, views
 
 urlpatterns = [
     path("reports/mous/<int:pk>/", views.mous_diagnostics, name="reports-mous"),
@@ -64,4 +64,11 @@ urlpatterns = [
     path(
         "reports/images/<int:pk>/spectrum.json", imaging_views.image_spectrum, name="reports-image-spectrum"
     ),
+    path("reports/mous/<int:pk>/checklist/", package_views.checklist_page, name="reports-checklist"),
+    path("reports/mous/<int:pk>/readme/", package_views.readme_page, name="reports-readme"),
+    path("reports/mous/<int:pk>/readme/edit/", package_views.readme_edit, name="reports-readme-edit"),
+    path("reports/mous/<int:pk>/qa2/", package_views.qa2_request, name="reports-qa2-request"),
+    path("reports/mous/<int:pk>/qa2/status/", package_views.qa2_status, name="reports-qa2-status"),
+    path("reports/eb/<int:pk>/qa2/", package_views.qa2_page, name="reports-qa2"),
+    path("reports/eb/<int:pk>/qa2/<str:name>", package_views.qa2_file, name="reports-qa2-file"),
 ]

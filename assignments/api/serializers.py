@@ -161,6 +161,13 @@ class TransitionInputSerializer(serializers.Serializer):
     )
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
     version = serializers.IntegerField(required=False, min_value=1)
+    override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        default="",
+        help_text="A DRM's reason to move although the checklist is not complete (kept on the move).",
+    )
 
 
 @extend_schema_field(OpenApiTypes.STR)

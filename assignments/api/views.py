@@ -218,6 +218,7 @@ class MousViewSet(AssignmentsApiMixin, viewsets.ReadOnlyModelViewSet):
             note=data.validated_data["note"],
             expected_version=version,
             check_role=True,
+            override_reason=data.validated_data["override_reason"],
         )
         return self._answer(mous)
 

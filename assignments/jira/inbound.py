@@ -35,6 +35,7 @@ from assignments.models import (
     Person,
     Project,
 )
+from assignments.preconditions import ChecklistIncomplete
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +397,7 @@ def _transition(*, mous: Mous, new: str, by, note: str, outcome: WebhookOutcome)
         return
     try:
         mous.transition(new, by=by, note=note)
-    except (InvalidTransition, ValidationError) as exc:
+    except (InvalidTransition, ChecklistIncomplete, ValidationError) as exc:
         message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         outcome.add(f"refused {new}: {message}")
         outbox_enqueue_for_refusal(mous=mous, reason=f"MOUS {mous.uid}: {message}")

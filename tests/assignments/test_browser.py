@@ -9,9 +9,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory
 
 
-def _move(page: Page, to: str, note: str = "") -> None:
+def _move(page: Page, to: str, note: str = "", override: str = "") -> None:
     if note:
         page.fill("#transition-form input[name=note]", note)
+    if override:
+        page.fill("#transition-form input[name=override_reason]", override)
     page.click(f"#transition-form button[data-move={to}]")
     expect(page.locator(".messages")).to_contain_text("is now")
 
@@ -49,12 +51,17 @@ def test_drm_assigns_and_moves_a_mous_then_the_reducer_finds_it(world, page: Pag
     _move(page, "BLOCKED", note="ASDM of the second EB missing on lustre")
     expect(page.locator(".state")).to_have_text("Blocked")
     _move(page, "CALIBRATING")
-    _move(page, "READY_FOR_REVIEW")
+    # Nothing was calibrated: review is refused with the checklist's items, then overridden.
+    page.click("#transition-form button[data-move=READY_FOR_REVIEW]")
+    expect(page.locator("#refusal")).to_contain_text("checklist item(s) missing")
+    expect(page.locator(".state")).to_have_text("Calibrating")
+    _move(page, "READY_FOR_REVIEW", override="browser test: the lifecycle without data")
+    expect(page.locator("#timeline .checklist-override").first).to_contain_text("browser test")
     _move(page, "REVIEWING")
     _move(page, "QA2_FAIL", note="bandpass of DV12 unflagged")
     _move(page, "ASSIGNED", note="reprocess with DV12 flagged")
     timeline = page.locator("#timeline li")
-    expect(timeline).to_have_count(8)
+    expect(timeline).to_have_count(8)  # the refused move wrote nothing
     expect(timeline.first).to_contain_text("QA2 fail → Assigned by drm1")
     expect(page.locator("#timeline")).to_contain_text("ASDM of the second EB missing on lustre")
 

@@ -12,6 +12,7 @@ from assignments.models import (
     StateChange,
     TransitionForbidden,
 )
+from assignments.preconditions import ChecklistIncomplete
 from assignments.services import ConflictOfInterest, mous_assign, mous_bulk_assign, mous_edit, mous_unassign
 from assignments.staging import mous_stage
 from tests.factories import (
@@ -24,6 +25,8 @@ from tests.factories import (
 
 S = MousState
 pytestmark = pytest.mark.django_db
+# These tests walk the state machine without data: a DRM overrides the review checklist.
+NO_DATA = "state-machine test: no data"
 
 
 def test_full_lifecycle_writes_one_audit_row_per_move(world):
@@ -31,13 +34,20 @@ def test_full_lifecycle_writes_one_audit_row_per_move(world):
     path = [S.CALIBRATING, S.IMAGING, S.READY_FOR_REVIEW, S.REVIEWING, S.QA2_PASS, S.DELIVERING, S.DELIVERED]
 
     for state in path:
-        mous.transition(state, by=drm, note=f"to {state}")
+        mous.transition(state, by=drm, note=f"to {state}", override_reason=NO_DATA)
 
     mous.refresh_from_db()
     assert mous.state == S.DELIVERED
     changes = list(StateChange.objects.filter(mous=mous).order_by("created_at", "pk"))
     assert [c.new_state for c in changes] == [S.ASSIGNED, *path]
     assert all(c.changed_by == drm for c in changes)
+    # The checklist was overridden once, for review, and the move says so with what was missing.
+    overridden = [c for c in changes if c.checklist_override]
+    assert [c.new_state for c in overridden] == [S.READY_FOR_REVIEW]
+    assert (
+        overridden[0].checklist_override.startswith(NO_DATA)
+        and "no run of" in overridden[0].checklist_override
+    )
 
 
 def test_illegal_move_is_refused_with_the_allowed_moves_and_changes_nothing(world):
@@ -56,7 +66,7 @@ def test_illegal_move_is_refused_with_the_allowed_moves_and_changes_nothing(worl
 def test_qa2_fail_goes_back_to_assigned_or_to_the_archive(world):
     mous = world.own
     for state in (S.CALIBRATING, S.READY_FOR_REVIEW, S.REVIEWING, S.QA2_FAIL):
-        mous.transition(state, by=world.drm.user)
+        mous.transition(state, by=world.drm.user, override_reason=NO_DATA)
 
     assert set(mous.allowed_transitions()) == {S.ASSIGNED, S.FAILED_ARCHIVED}
     mous.transition(S.ASSIGNED, by=world.drm.user, note="reprocess with a new flux model")
@@ -88,10 +98,39 @@ def test_stale_version_is_refused(world):
         mous.transition(S.IMAGING, by=world.drm.user, expected_version=seen)
 
 
+def test_a_mous_with_no_run_cannot_go_to_review_and_only_a_drm_overrides_with_a_reason(world):
+    """The checklist is the precondition of review: with nothing calibrated or imaged the move is
+    refused with every missing item (nothing changes); the reducer cannot override; a DRM can,
+    and the reason and the missing items are kept on the move."""
+    mous, reducer = world.own, world.reducer.user
+    for state in (S.CALIBRATING, S.IMAGING):
+        mous.transition(state, by=reducer, check_role=True)
+    before = (mous.state, mous.version, StateChange.objects.count())
+
+    with pytest.raises(ChecklistIncomplete) as refused:
+        mous.transition(S.READY_FOR_REVIEW, by=reducer, check_role=True)
+    eb = mous.execution_blocks.get()
+    assert any(
+        item.startswith(f"EB {eb.uid}: ") and "no run of the calibration script" in item
+        for item in refused.value.items
+    )
+    assert any(item.startswith("MOUS: README") for item in refused.value.items)
+    assert refused.value.details()["missing"] == refused.value.items
+    with pytest.raises(TransitionForbidden, match="only a DRM may override"):
+        mous.transition(S.READY_FOR_REVIEW, by=reducer, check_role=True, override_reason="trust me")
+    mous.refresh_from_db()
+    assert (mous.state, mous.version, StateChange.objects.count()) == before
+
+    mous.transition(S.READY_FOR_REVIEW, by=world.drm.user, check_role=True, override_reason=NO_DATA)
+    change = StateChange.objects.get(mous=mous, new_state=S.READY_FOR_REVIEW)
+    assert change.checklist_override.startswith(NO_DATA) and "README" in change.checklist_override
+
+
 def test_reducer_may_work_and_ask_for_review_but_not_decide_qa2(world):
     mous, reducer = world.own, world.reducer.user
-    for state in (S.CALIBRATING, S.IMAGING, S.READY_FOR_REVIEW):
+    for state in (S.CALIBRATING, S.IMAGING):
         mous.transition(state, by=reducer, check_role=True)
+    mous.transition(S.READY_FOR_REVIEW, by=world.drm.user, override_reason=NO_DATA)
 
     with pytest.raises(TransitionForbidden, match="only a DRM"):
         mous.transition(S.REVIEWING, by=reducer, check_role=True)

@@ -66,6 +66,10 @@ def _finding(mous) -> dict:
     return {"pk": Finding.objects.get(run__mous=mous).pk}
 
 
+def _eb_post(world, mous) -> dict:
+    return {"eb": mous.execution_blocks.first().pk}
+
+
 def _image(mous) -> dict:
     return {"pk": ImageQA.objects.get(mous=mous).pk}
 
@@ -113,4 +117,17 @@ ROUTES = {
     "reports-image-plane": [page(other=404, own=404, drm=404, kwargs=_image)],
     # no pixel given: a clear 400
     "reports-image-spectrum": [page(other=400, own=400, drm=400, kwargs=_image)],
+    # The QA2 package: everyone signed in reads; the MOUS's reducer or a DRM acts (nothing is
+    # calibrated here, so a qa2 report and an empty README are refused with the reason).
+    "reports-checklist": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-readme": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-readme-edit": [page(other=403, own=302, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})],
+    "reports-qa2-request": [
+        page(other=403, own=302, drm=302, method="post", kwargs=lambda m: {"pk": m.pk}, data=_eb_post)
+    ],
+    "reports-qa2-status": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-qa2": [everyone_reads(302, kwargs=_eb)],
+    "reports-qa2-file": [
+        page(other=404, own=404, drm=404, kwargs=lambda m: {**_eb(m), "name": "textfile.txt"})
+    ],
 }

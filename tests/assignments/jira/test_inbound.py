@@ -172,6 +172,27 @@ def test_a_status_change_in_the_changelog_moves_the_mous_and_comments_back(
     mous = people["mous"]
     Mous.objects.filter(pk=mous.pk).update(state=MousState.CALIBRATING, assignee=people["reducer"])
     payload = issue_event(
+        "jira:issue_updated", _scops_issue(status="Imaging"), user=people["reducer_jira"],
+        items=[status_item("In Progress", "Imaging")], type_name="issue_generic",
+    )  # fmt: skip
+
+    delivery = _accept(post_signed, payload, django_capture_on_commit_callbacks)
+
+    mous.refresh_from_db()
+    assert mous.state == MousState.IMAGING, delivery.result
+    change = mous.state_changes.get(new_state=MousState.IMAGING)
+    assert change.changed_by == people["reducer"].user  # the JIRA actor, matched by e-mail
+    assert "In Progress -> Imaging" in change.note
+
+
+def test_ready_for_review_from_jira_needs_the_checklist_and_the_refusal_is_commented(
+    jira_on, post_signed, people, django_capture_on_commit_callbacks
+):
+    """JIRA cannot skip the final checklist: nothing is calibrated, so the move is refused and
+    the ticket is told what is missing."""
+    mous = people["mous"]
+    Mous.objects.filter(pk=mous.pk).update(state=MousState.CALIBRATING, assignee=people["reducer"])
+    payload = issue_event(
         "jira:issue_updated", _scops_issue(status="Ready for Review"), user=people["reducer_jira"],
         items=[status_item("In Progress", "Ready for Review")], type_name="issue_generic",
     )  # fmt: skip
@@ -179,12 +200,10 @@ def test_a_status_change_in_the_changelog_moves_the_mous_and_comments_back(
     delivery = _accept(post_signed, payload, django_capture_on_commit_callbacks)
 
     mous.refresh_from_db()
-    assert mous.state == MousState.READY_FOR_REVIEW, delivery.result
-    change = mous.state_changes.get(new_state=MousState.READY_FOR_REVIEW)
-    assert change.changed_by == people["reducer"].user  # the JIRA actor, matched by e-mail
-    assert "In Progress -> Ready for Review" in change.note
-    comment = OutboxComment.objects.get(mous=mous)
-    assert comment.kind == "ready_for_review" and "ready for review" in comment.body
+    assert mous.state == MousState.CALIBRATING
+    assert "refused READY_FOR_REVIEW: not ready for READY_FOR_REVIEW" in delivery.result
+    refusal = OutboxComment.objects.get(mous=mous, kind="refused")
+    assert "checklist item(s) missing" in refusal.body and "README" in refusal.body
 
 
 def test_an_illegal_status_change_is_refused_and_the_refusal_commented(
