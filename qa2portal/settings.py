@@ -56,6 +56,12 @@ def package_dir(name: str) -> Path:
 # --- paths -----------------------------------------------------------------------------
 VAR_DIR = Path(env_str("QA2_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_ROOT = Path(env_str("DATA_ROOT", str(VAR_DIR / "data"))).resolve()
+# Where data analysts deliver a QA2-passed MOUS (the packager's tree), and where a QA2-failed
+# MOUS folder goes.
+DELIVERIES_ROOT = Path(env_str("DELIVERIES_ROOT", str(VAR_DIR / "deliveries"))).resolve()
+QA2FAILS_ROOT = Path(env_str("QA2FAILS_ROOT", str(VAR_DIR / "qa2fails"))).resolve()
+# Packaging reads lustre: at most this many bytes per second (0 = no limit).
+DELIVERY_MAX_BYTES_PER_SECOND = env_int("DELIVERY_MAX_BYTES_PER_SECOND", 0)
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static"))).resolve()
 BENCH_DIR = VAR_DIR / "bench"
@@ -292,6 +298,7 @@ CASA_TASKS = ("run_execute", "script_generate", "ingest_execute")
 CELERY_TASK_ROUTES = {
     **{f"calibration.tasks.{name}": {"queue": CASA_QUEUE} for name in CASA_TASKS},
     "reports.tasks.qa2_report": {"queue": CASA_QUEUE},
+    "reports.tasks.deliver": {"queue": CASA_QUEUE},
     "calibration.tasks.*": {"queue": CELERY_TASK_DEFAULT_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {

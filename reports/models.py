@@ -247,3 +247,55 @@ class Qa2Report(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+class Delivery(models.Model):
+    """The data analyst's last step: a QA2-passed MOUS packaged into DELIVERIES_ROOT (the
+    packager's tree, a sha256 manifest), or a QA2-failed MOUS folder moved to QA2FAILS_ROOT.
+    Built in a staging folder, verified, then renamed into place: a half package is never
+    where a delivered one would be."""
+
+    class Kind(models.TextChoices):
+        PACKAGE = "package", "Package for delivery"
+        QA2_FAIL = "qa2fail", "Move to qa2fails"
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        COPYING = "COPYING", "Copying"
+        VERIFYING = "VERIFYING", "Verifying"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.COPYING, Status.VERIFYING)
+
+    mous = models.ForeignKey(Mous, on_delete=models.CASCADE, related_name="deliveries")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    target = models.CharField(max_length=1000, blank=True, help_text="the package (or moved folder)")
+    manifest = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.pk} of {self.mous} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(100, int(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
