@@ -20,3 +20,10 @@ class ReportsConfig(AppConfig):
 
         # The final checklist must be complete before review (a DRM may override it).
         preconditions.register(MousState.READY_FOR_REVIEW, checklist.missing)
+
+        from assignments.jira.outbox import register_comment_extra
+        from reports import review
+
+        # The ticket hears the QA2 summary with the scripts attached, and the imaging script on a fail.
+        register_comment_extra(MousState.READY_FOR_REVIEW, review.ready_for_review_comment)
+        register_comment_extra(MousState.QA2_FAIL, review.qa2_fail_comment)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import combination_views, imaging_views, package_views, views
+from reports import combination_views, imaging_views, package_views, review_views, views
 
 urlpatterns = [
     path("reports/mous/<int:pk>/", views.mous_diagnostics, name="reports-mous"),
@@ -71,4 +71,7 @@ urlpatterns = [
     path("reports/mous/<int:pk>/qa2/status/", package_views.qa2_status, name="reports-qa2-status"),
     path("reports/eb/<int:pk>/qa2/", package_views.qa2_page, name="reports-qa2"),
     path("reports/eb/<int:pk>/qa2/<str:name>", package_views.qa2_file, name="reports-qa2-file"),
+    path("reports/mous/<int:pk>/review/", review_views.review_page, name="reports-review"),
+    path("reports/mous/<int:pk>/review/start/", review_views.review_start, name="reports-review-start"),
+    path("reports/mous/<int:pk>/review/decide/", review_views.review_decide, name="reports-review-decide"),
 ]

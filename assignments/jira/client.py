@@ -1,6 +1,7 @@
-"""The only code that talks to JIRA's REST API (stdlib HTTP: two calls do not need a client library)."""
+"""The only code that talks to JIRA's REST API (stdlib HTTP: three calls do not need a client library)."""
 
 import json
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,11 +27,18 @@ class JiraComment:
     body: str
 
 
-def _request(method: str, path: str, payload: dict | None = None) -> dict:
+def _request(
+    method: str,
+    path: str,
+    payload: dict | None = None,
+    *,
+    body: bytes | None = None,
+    headers: dict | None = None,
+) -> dict | list:
     base = settings.JIRA_BASE_URL.rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise JiraError(f"JIRA_BASE_URL {base!r} is not an http(s) URL", status=None, retryable=False)
-    data = json.dumps(payload).encode() if payload is not None else None
+    data = json.dumps(payload).encode() if payload is not None else body
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         base + path,
         data=data,
@@ -39,6 +47,7 @@ def _request(method: str, path: str, payload: dict | None = None) -> dict:
             "Authorization": f"Bearer {settings.JIRA_TOKEN}",
             "Accept": "application/json",
             "Content-Type": "application/json",
+            **(headers or {}),
         },
     )
     try:
@@ -60,16 +69,48 @@ def _request(method: str, path: str, payload: dict | None = None) -> dict:
     return json.loads(raw) if raw.strip() else {}
 
 
+def _object(answer: dict | list) -> dict:
+    return answer if isinstance(answer, dict) else {}
+
+
 def comment_post(*, issue_key: str, body: str) -> JiraComment:
     """POST /rest/api/2/issue/{key}/comment (API v2 takes wiki markup, v3 would need ADF)."""
-    answer = _request("POST", f"/rest/api/2/issue/{urllib.parse.quote(issue_key)}/comment", {"body": body})
+    answer = _object(
+        _request("POST", f"/rest/api/2/issue/{urllib.parse.quote(issue_key)}/comment", {"body": body})
+    )
     return JiraComment(id=str(answer.get("id", "")), body=str(answer.get("body", "")))
+
+
+def attachment_post(*, issue_key: str, name: str, content: bytes, content_type: str = "text/plain") -> str:
+    """POST /rest/api/2/issue/{key}/attachments: multipart/form-data with one part named "file";
+    JIRA refuses it without X-Atlassian-Token: no-check (its XSRF guard). Returns the id."""
+    boundary = f"qa2portal-{secrets.token_hex(16)}"
+    safe = name.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    answer = _request(
+        "POST",
+        f"/rest/api/2/issue/{urllib.parse.quote(issue_key)}/attachments",
+        body=body,
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "X-Atlassian-Token": "no-check",
+        },
+    )
+    first = answer[0] if isinstance(answer, list) and answer else {}
+    return str(first.get("id", "")) if isinstance(first, dict) else ""
 
 
 def comments_recent(*, issue_key: str, limit: int = 50) -> list[JiraComment]:
     """The newest comments of a ticket (to find one we may already have posted)."""
     query = urllib.parse.urlencode({"orderBy": "-created", "maxResults": limit})
-    answer = _request("GET", f"/rest/api/2/issue/{urllib.parse.quote(issue_key)}/comment?{query}")
+    answer = _object(_request("GET", f"/rest/api/2/issue/{urllib.parse.quote(issue_key)}/comment?{query}"))
     return [
         JiraComment(id=str(c.get("id", "")), body=str(c.get("body", ""))) for c in answer.get("comments", [])
     ]

@@ -79,6 +79,10 @@ class OutboxComment(models.Model):
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     jira_comment_id = models.CharField(max_length=32, blank=True)
+    # Files to attach after the comment ([{"name", "content"}], text: the scripts), and the names
+    # JIRA has taken: a retry posts only the rest.
+    attachments = models.JSONField(default=list, blank=True)
+    attachments_sent = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

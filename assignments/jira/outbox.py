@@ -8,6 +8,7 @@ posted a second time.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
@@ -35,15 +36,32 @@ STATE_MESSAGES = {
 }
 
 
+# What the apps above add to a state change's comment: text and files to attach (the QA2
+# summary, the README, the scripts). Registered by them (reports), called here in the move's
+# transaction; assignments knows none of them.
+CommentExtra = Callable[[object], tuple[str, list[dict]]]
+_extras: dict[str, list[CommentExtra]] = {}
+
+
+def register_comment_extra(state: str, extra: CommentExtra) -> None:
+    _extras.setdefault(state, [])
+    if extra not in _extras[state]:
+        _extras[state].append(extra)
+
+
 def jira_outbound_enabled() -> bool:
     return bool(settings.JIRA_BASE_URL)
 
 
-def outbox_enqueue(*, mous, kind: str, text: str) -> OutboxComment | None:
+def outbox_enqueue(
+    *, mous, kind: str, text: str, attachments: list[dict] | None = None
+) -> OutboxComment | None:
     """Queue a comment for `mous`'s ticket in the caller's transaction (no-op without JIRA or key)."""
     if not jira_outbound_enabled() or not mous.jira_key:
         return None
-    row = OutboxComment.objects.create(mous=mous, issue_key=mous.jira_key, kind=kind, body=text)
+    row = OutboxComment.objects.create(
+        mous=mous, issue_key=mous.jira_key, kind=kind, body=text, attachments=attachments or []
+    )
     # robust: a broker outage must not turn a committed request into a 500; the sweep sends it.
     transaction.on_commit(partial(_send_soon, row.pk), robust=True)
     return row
@@ -71,8 +89,19 @@ def outbox_enqueue_for_state_change(change) -> OutboxComment | None:
     text = f"*qa2portal*: MOUS {mous.uid} {label} by {_who(change.changed_by)}."
     if change.note:
         text += f"\n{change.note}"
+    if change.checklist_override:
+        text += f"\nChecklist overridden: {change.checklist_override}"
+    attachments: list[dict] = []
+    if change.old_state != "BLOCKED":
+        for extra in _extras.get(new, []):
+            more, files = extra(change)
+            text += f"\n\n{more}" if more else ""
+            attachments += files
     return outbox_enqueue(
-        mous=mous, kind=new.lower() if change.old_state != "BLOCKED" else "unblocked", text=text
+        mous=mous,
+        kind=new.lower() if change.old_state != "BLOCKED" else "unblocked",
+        text=text,
+        attachments=attachments,
     )
 
 
@@ -116,16 +145,28 @@ def _claim(*, outbox_id: int | None, limit: int) -> list[OutboxComment]:
 
 
 def _deliver(row: OutboxComment) -> float | None:
-    """Send one claimed row; returns seconds until the next try when it should be retried."""
+    """Send one claimed row (the comment, then each attachment JIRA has not taken yet);
+    returns seconds until the next try when it should be retried."""
     text = f"{row.body}\n\n{row.marker}"
     try:
-        found = None
-        if row.attempts > 1:
-            # An earlier attempt may have reached JIRA with its answer lost: look before posting.
-            found = next(
-                (c for c in client.comments_recent(issue_key=row.issue_key) if row.marker in c.body), None
+        if not row.jira_comment_id:
+            found = None
+            if row.attempts > 1:
+                # An earlier attempt may have reached JIRA with its answer lost: look before posting.
+                found = next(
+                    (c for c in client.comments_recent(issue_key=row.issue_key) if row.marker in c.body), None
+                )
+            comment = found or client.comment_post(issue_key=row.issue_key, body=text)
+            row.jira_comment_id = comment.id or "posted"
+            row.save(update_fields=["jira_comment_id"])
+        for item in row.attachments:
+            if item["name"] in row.attachments_sent:
+                continue
+            client.attachment_post(
+                issue_key=row.issue_key, name=item["name"], content=item["content"].encode()
             )
-        comment = found or client.comment_post(issue_key=row.issue_key, body=text)
+            row.attachments_sent = [*row.attachments_sent, item["name"]]
+            row.save(update_fields=["attachments_sent"])
     except client.JiraError as exc:
         row.last_error = str(exc)[:2000]
         if exc.retryable:
@@ -136,8 +177,8 @@ def _deliver(row: OutboxComment) -> float | None:
         row.save(update_fields=["status", "next_attempt_at", "last_error"])
         log.warning("JIRA comment %s for %s: attempt %s failed: %s", row.pk, row.issue_key, row.attempts, exc)
         return (row.next_attempt_at - timezone.now()).total_seconds() if exc.retryable else None
-    row.status, row.sent_at, row.jira_comment_id = OutboxComment.Status.SENT, timezone.now(), comment.id
-    row.save(update_fields=["status", "sent_at", "jira_comment_id"])
+    row.status, row.sent_at = OutboxComment.Status.SENT, timezone.now()
+    row.save(update_fields=["status", "sent_at"])
     return None
 
 

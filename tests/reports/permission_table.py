@@ -127,6 +127,13 @@ ROUTES = {
     ],
     "reports-qa2-status": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
     "reports-qa2": [everyone_reads(302, kwargs=_eb)],
+    # The review: everyone reads; only a DRM starts it or decides (here the MOUS is not ready:
+    # the DRM is sent back with the reason).
+    "reports-review": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-review-start": [page(other=403, own=403, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})],
+    "reports-review-decide": [
+        page(other=403, own=403, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})
+    ],
     "reports-qa2-file": [
         page(other=404, own=404, drm=404, kwargs=lambda m: {**_eb(m), "name": "textfile.txt"})
     ],

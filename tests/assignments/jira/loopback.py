@@ -1,10 +1,12 @@
-"""A real HTTP server on loopback playing JIRA's REST API for comments (the only test double).
+"""A real HTTP server on loopback playing JIRA's REST API for comments and attachments (the
+only test double).
 
 POST /rest/api/2/issue/{key}/comment and GET the same path, bearer token checked, and three
 failure modes on demand: answer `fail_status` (JIRA down), or store the comment and then
 answer 503 (the answer is lost, the comment is not).
 """
 
+import email
 import json
 import re
 import threading
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COMMENT_PATH = re.compile(r"^/rest/api/2/issue/([A-Z][A-Z0-9_]*-\d+)/comment(?:\?.*)?$")
+ATTACH_PATH = re.compile(r"^/rest/api/2/issue/([A-Z][A-Z0-9_]*-\d+)/attachments$")
 
 
 @dataclass
@@ -27,6 +30,8 @@ class LoopbackJira:
     port: int
     token: str
     comments: dict[str, list[dict]] = field(default_factory=dict)
+    # What JIRA's attachments API took: {"filename", "content" (bytes), "content_type"}.
+    attachments: dict[str, list[dict]] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     fail_status: int | None = None
     lose_answers: bool = False
@@ -40,6 +45,7 @@ class LoopbackJira:
     def reset(self) -> None:
         with self.lock:
             self.comments.clear()
+            self.attachments.clear()
             self.seen.clear()
             self.fail_status, self.lose_answers = None, False
             self.missing_issues.clear()
@@ -66,9 +72,52 @@ def _handler(jira: LoopbackJira) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _attach(self, key: str, raw: bytes) -> tuple[int, object]:
+            """JIRA's rules: the XSRF header, multipart/form-data, parts named "file"."""
+            if self.headers.get("X-Atlassian-Token") != "no-check":
+                return 403, {"errorMessages": ["XSRF check failed"]}
+            ctype = self.headers.get("Content-Type", "")
+            if not ctype.startswith("multipart/form-data; boundary="):
+                return 415, {"errorMessages": ["not multipart/form-data"]}
+            message = email.message_from_bytes(f"Content-Type: {ctype}\r\n\r\n".encode() + raw)
+            parts = [
+                p
+                for p in message.get_payload()
+                if p.get_param("name", header="content-disposition") == "file"
+            ]
+            if not message.is_multipart() or not parts:
+                return 400, {"errorMessages": ["no part named file"]}
+            made = []
+            for part in parts:
+                stored = {
+                    "filename": part.get_filename(),
+                    "content": part.get_payload(decode=True),
+                    "content_type": part.get_content_type(),
+                }
+                jira.attachments.setdefault(key, []).append(stored)
+                made.append({"id": str(20000 + len(jira.attachments[key])), "filename": stored["filename"]})
+            return 200, made
+
         def _handle(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            attach = ATTACH_PATH.match(self.path) if method == "POST" else None
+            if attach is not None:
+                with jira.lock:
+                    if self.headers.get("Authorization", "") != f"Bearer {jira.token}":
+                        status, answer = 401, {"errorMessages": ["not authenticated"]}
+                    elif jira.fail_status is not None:
+                        status, answer = jira.fail_status, {"errorMessages": ["JIRA is down"]}
+                    else:
+                        status, answer = self._attach(attach.group(1), raw)
+                    jira.seen.append(Seen(method, self.path, self.headers.get("Authorization", ""), status))
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             match = COMMENT_PATH.match(self.path)
             auth = self.headers.get("Authorization", "")
             with jira.lock:

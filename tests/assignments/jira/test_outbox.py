@@ -118,3 +118,68 @@ def test_a_permanent_error_is_not_retried(assigned, jira_on):
     assert row.status == OutboxComment.Status.DEAD and "404" in row.last_error
     OutboxComment.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(hours=1))
     assert outbox_sweep() == 0
+
+
+def test_ready_for_review_comments_the_qa2_summary_and_attaches_the_scripts_once(assigned, people, jira_on):
+    """The move to review (overridden here: no data) carries the summary, the paths, the verdict
+    and the README, with each EB's calibration script attached through JIRA's attachments API
+    (multipart, the XSRF header); JIRA down for the attachment: the retry does not post the
+    comment again, and attaches what is missing."""
+    from calibration.models import Run, Script
+    from calibration.scripts import script_get_or_create, script_version_create
+    from reports.models import ReadmeVersion
+    from tests.calibration.conftest import alma_steps
+    from tests.factories import ExecutionBlockFactory
+
+    mous, drm = assigned, people["drm"].user
+    eb = mous.execution_blocks.first() or ExecutionBlockFactory(mous=mous)
+    script = script_get_or_create(kind=Script.Kind.CALIBRATION, mous=mous, eb=eb)
+    version = script_version_create(
+        script=script, text=alma_steps("print('cal')"), source="uploaded", by=None
+    )
+    Run.objects.create(
+        script_version=version, mous=mous, execution_block=eb, folder="/nowhere", status=Run.Status.SUCCEEDED
+    )
+    ReadmeVersion.objects.create(mous=mous, number=1, text="The README of the reducer.", source="edited")
+    for state in (MousState.CALIBRATING, MousState.READY_FOR_REVIEW):
+        mous.refresh_from_db()
+        mous.transition(state, by=drm, override_reason="outbox test: no images")
+    row = OutboxComment.objects.get(kind="ready_for_review")
+    assert row.attachments == [{"name": script.filename, "content": version.text()}]
+    for words in (
+        "QA2 summary",
+        "Sensitivity and resolution",
+        "Where",
+        "MOUS folder:",
+        "The README of the reducer.",
+    ):
+        assert words in row.body, words
+
+    jira_on.fail_status = None
+    OutboxComment.objects.exclude(pk=row.pk).update(status=OutboxComment.Status.SENT)
+    # The comment goes through, then JIRA fails the attachment: retried later, comment not re-posted.
+    original = outbox_send.__globals__["client"].attachment_post
+
+    def down_once(**kwargs):
+        outbox_send.__globals__["client"].attachment_post = original
+        from assignments.jira.client import JiraError
+
+        raise JiraError("JIRA answered 503", status=503, retryable=True)
+
+    outbox_send.__globals__["client"].attachment_post = down_once
+    try:
+        assert outbox_send(outbox_id=row.pk) is not None  # retry later
+    finally:
+        outbox_send.__globals__["client"].attachment_post = original
+    row.refresh_from_db()
+    assert row.status == OutboxComment.Status.FAILING and row.jira_comment_id and row.attachments_sent == []
+    OutboxComment.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    assert outbox_send(outbox_id=row.pk) is None
+    row.refresh_from_db()
+    assert row.status == OutboxComment.Status.SENT and row.attachments_sent == [script.filename]
+    bodies = [b for b in jira_on.bodies("SCOPS-1234") if "QA2 summary" in b]
+    assert len(bodies) == 1
+    (attached,) = jira_on.attachments["SCOPS-1234"]
+    assert attached["filename"] == script.filename
+    assert attached["content"] == version.text().encode()
+    assert attached["content_type"] == "text/plain"
