@@ -32,8 +32,8 @@ def imaged_mous(reducer):
     return mous
 
 
-def test_the_reducer_completes_the_checklist_and_asks_for_review(
-    page, live_server, login, celery_worker_process, reducer, calibrator_catalogue
+def test_the_reducer_completes_the_checklist_and_the_drm_reviews_and_decides(
+    page, live_server, login, celery_worker_process, reducer, drm_person, calibrator_catalogue
 ):
     started = time.monotonic()
     mous = imaged_mous(reducer)
@@ -105,5 +105,33 @@ def test_the_reducer_completes_the_checklist_and_asks_for_review(
     mous.refresh_from_db()
     assert mous.state == MousState.READY_FOR_REVIEW
     assert mous.state_changes.get(new_state=MousState.READY_FOR_REVIEW).checklist_override == ""
+
+    # The DRM's review page: everything at once; start; a semipass without a note and a decision
+    # without the confirmation are refused; then the decision.
+    page.click("button:has-text('Log out')")
+    login("caldrm", "drm-pw-12345")
+    page.goto(f"{live_server.url}/mous/{mous.pk}/")
+    page.click("#review-link")
+    for section in ("#review-ebs", "#review-images", "#review-checklist", "#review-readme", "#verdict"):
+        expect(page.locator(section)).to_be_visible()
+    expect(page.locator("#review-readme")).to_contain_text("Reviewed by the reducer")
+    expect(page.locator(f"#review-ebs tr[data-eb='{eb.uid}']")).to_contain_text("Succeeded")
+    page.click("#start-review")
+    expect(page.locator("#review-state")).to_have_text("Reviewing")
+    page.check("input[name=outcome][value=semipass]")
+    page.check("#confirm")
+    page.click("#decide")
+    expect(page.locator(".messages")).to_contain_text("a QA2 semipass needs a note saying why")
+    page.check("input[name=outcome][value=pass]")
+    page.click("#decide")
+    expect(page.locator(".messages")).to_contain_text("confirm the decision")
+    mous.refresh_from_db()
+    assert mous.state == MousState.REVIEWING
+    page.check("input[name=outcome][value=pass]")
+    page.check("#confirm")
+    page.click("#decide")
+    expect(page.locator("#review-state")).to_have_text("QA2 pass")
+    mous.refresh_from_db()
+    assert mous.state == MousState.QA2_PASS
     assert not errors, errors
     print(f"qa2 package test {time.monotonic() - started:.0f} s")
