@@ -1,4 +1,5 @@
-"""The demo accounts: a DRM and a reducer with known passwords, for the demo and local runs only."""
+"""The demo accounts: a DRM, a reducer and a data analyst with known passwords, for the demo and
+local runs only."""
 
 from dataclasses import dataclass
 
@@ -19,12 +20,13 @@ class DemoAccount:
 DEMO_ACCOUNTS = (
     DemoAccount("drm", "drm-demo-2026", Person.Role.DRM, "DM"),
     DemoAccount("reducer", "reducer-demo-2026", Person.Role.REDUCER, "RD"),
+    DemoAccount("analyst", "analyst-demo-2026", Person.Role.DATA_ANALYST, "AN"),
 )
 
 
 @transaction.atomic
 def ensure_demo_accounts() -> list[DemoAccount]:
-    """Create the demo DRM and reducer if missing; idempotent (passwords are reset)."""
+    """Create the demo accounts if missing; idempotent (passwords are reset)."""
     User = get_user_model()
     for account in DEMO_ACCOUNTS:
         user, _ = User.objects.get_or_create(username=account.username)

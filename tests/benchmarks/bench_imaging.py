@@ -158,15 +158,18 @@ def test_imaging(celery_worker_process, reducer, calibrator_catalogue, tmp_path)
         f"last step->finished {overhead('last_step_to_finished'):.2f}s",
         flush=True,
     )
+    payload_mb = largest_page_payload_mb(tmp_path)
     report(
         "imaging",
         ratio,
         goal="<= 1.05",
         details=(
+            f"payload_1000x1000={payload_mb:.2f}MB (goal <= 5) "
             f"portal={median(portal):.1f}s bare={median(bare):.1f}s "
             f"steps_portal={per_step('portal')}s steps_bare={per_step('bare')}s "
             f"order={','.join(s[:4] for s in ORDER)} n={len(bare)}"
         ),
+        payload_1000x1000_mb=payload_mb,
         portal_seconds=portal,
         bare_seconds=bare,
         portal=measured["portal"],
@@ -175,3 +178,31 @@ def test_imaging(celery_worker_process, reducer, calibrator_catalogue, tmp_path)
         steps=len(measured["bare"][0]["steps"]),
         preset="small",
     )
+
+
+def largest_page_payload_mb(tmp_path) -> float:
+    """The image page's plane JSON for a 1000 x 1000 image (the largest page payload)."""
+    import json
+    import uuid
+
+    import numpy as np
+    from astropy.io import fits
+    from django.conf import settings
+
+    from reports import fits_images
+
+    folder = Path(settings.DATA_ROOT) / f"bench-payload-{uuid.uuid4().hex[:8]}"  # pages read below DATA_ROOT
+    folder.mkdir(parents=True)
+    header = fits.Header()
+    for key, value in {
+        "CTYPE1": "RA---SIN", "CRVAL1": 269.0887, "CDELT1": -5e-5, "CRPIX1": 500.0, "CUNIT1": "deg",
+        "CTYPE2": "DEC--SIN", "CRVAL2": -21.956, "CDELT2": 5e-5, "CRPIX2": 500.0, "CUNIT2": "deg",
+        "CTYPE3": "FREQ", "CRVAL3": 2.3e11, "CDELT3": 2e9, "CRPIX3": 1.0,
+        "CTYPE4": "STOKES", "CRVAL4": 1.0, "CDELT4": 1.0, "CRPIX4": 1.0,
+        "BMAJ": 4e-4, "BMIN": 3.5e-4, "BPA": 10.0, "BUNIT": "Jy/beam",
+    }.items():  # fmt: skip
+        header[key] = value
+    data = np.random.default_rng(1).normal(size=(1, 1, 1000, 1000)).astype(np.float32)
+    fits.PrimaryHDU(data, header).writeto(folder / "big.pbcor.fits")
+    payload = fits_images.plane_payload(folder, "big.pbcor.fits", 0)
+    return len(json.dumps(payload).encode()) / 1e6
