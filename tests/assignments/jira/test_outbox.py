@@ -183,3 +183,27 @@ def test_ready_for_review_comments_the_qa2_summary_and_attaches_the_scripts_once
     assert attached["filename"] == script.filename
     assert attached["content"] == version.text().encode()
     assert attached["content_type"] == "text/plain"
+
+
+def test_a_qa2_fail_attaches_the_imaging_script_to_the_ticket(assigned, people, jira_on):
+    from calibration.models import Script
+    from calibration.scripts import script_get_or_create, script_version_create
+    from tests.calibration.conftest import alma_steps
+
+    mous, drm = assigned, people["drm"].user
+    script = script_get_or_create(kind=Script.Kind.IMAGING, mous=mous)
+    version = script_version_create(
+        script=script, text=alma_steps("print('tclean')"), source="generated", by=None
+    )
+    for state in (MousState.CALIBRATING, MousState.READY_FOR_REVIEW, MousState.REVIEWING, MousState.QA2_FAIL):
+        mous.refresh_from_db()
+        mous.transition(
+            state, by=drm, note="bandpass of DV12 unflagged", override_reason="outbox test: no data"
+        )
+    row = OutboxComment.objects.get(kind="qa2_fail")
+    assert row.attachments == [{"name": "scriptForImaging.py", "content": version.text()}]
+    assert "qa2fails" in row.body and "bandpass of DV12 unflagged" in row.body
+    OutboxComment.objects.exclude(pk=row.pk).update(status=OutboxComment.Status.SENT)
+    assert outbox_send(outbox_id=row.pk) is None
+    (attached,) = jira_on.attachments["SCOPS-1234"]
+    assert attached["filename"] == "scriptForImaging.py" and attached["content"] == version.text().encode()
