@@ -130,10 +130,9 @@ def prep_script_create(*, mous: Mous, by) -> ScriptVersion:
     if copy is None or copy.status != CalibratedCopy.Status.DONE:
         raise ImagingRefused("copy the calibrated data into Imaging/ first")
     inputs = [name for item in copy.copied for name in item.get("names", [])]
-    targets = _target_names(mous)
-    if not targets:
-        raise ImagingRefused(f"{mous.uid}: no science target known (generate the calibration scripts first)")
-    text = imaging_scripts.prep_script(inputs, targets)
+    # Without the EBs' data summaries (a reducer's own script) the targets are not known here:
+    # every field is kept, and the imaging data step picks the target intent from the MS.
+    text = imaging_scripts.prep_script(inputs, _target_names(mous))
     script = script_get_or_create(kind=Script.Kind.IMAGING_PREP, mous=mous)
     return script_version_create(
         script=script,

@@ -82,11 +82,12 @@ def prep_script(inputs: Sequence[str], targets: Sequence[str]) -> str:
             ],
         )
     fields = ",".join(targets)
+    selection = f"field = '{fields}', " if fields else ""
     w.step(
         "Split out the science target",
         [
             f"os.system('rm -rf {PREPARED_MS}')",
-            f"split(vis = '{source}', outputvis = '{PREPARED_MS}', field = '{fields}', datacolumn = 'data', "
+            f"split(vis = '{source}', outputvis = '{PREPARED_MS}', {selection}datacolumn = 'data', "
             "keepflags = False)",
             f"os.system('rm -rf {PREPARED_MS}.listobs')",
             f"listobs(vis = '{PREPARED_MS}', listfile = '{PREPARED_MS}.listobs')",
@@ -94,7 +95,8 @@ def prep_script(inputs: Sequence[str], targets: Sequence[str]) -> str:
     )
     header = [
         "",
-        f"# Imaging preparation: {', '.join(inputs)} -> {PREPARED_MS} ({fields})",
+        f"# Imaging preparation: {', '.join(inputs)} -> {PREPARED_MS} "
+        + (f"({fields})" if fields else "(targets not known from the EBs' data: every field kept)"),
     ]
     return w.render(header)
 
