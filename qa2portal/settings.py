@@ -305,6 +305,7 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "calibration.tasks.reap_stale_runs", "schedule": 30.0},
     "reap-stale-generations": {"task": "calibration.tasks.reap_stale_generations", "schedule": 60.0},
     "reap-stale-ingests": {"task": "calibration.tasks.reap_stale_ingests", "schedule": 60.0},
+    "reap-stale-deliveries": {"task": "reports.tasks.reap_stale_deliveries", "schedule": 60.0},
     "reap-stale-calibrated-copies": {
         "task": "calibration.tasks.reap_stale_calibrated_copies",
         "schedule": 60.0,

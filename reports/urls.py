@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import combination_views, imaging_views, package_views, review_views, views
+from reports import combination_views, delivery_views, imaging_views, package_views, review_views, views
 
 urlpatterns = [
     path("reports/mous/<int:pk>/", views.mous_diagnostics, name="reports-mous"),
@@ -74,4 +74,13 @@ urlpatterns = [
     path("reports/mous/<int:pk>/review/", review_views.review_page, name="reports-review"),
     path("reports/mous/<int:pk>/review/start/", review_views.review_start, name="reports-review-start"),
     path("reports/mous/<int:pk>/review/decide/", review_views.review_decide, name="reports-review-decide"),
+    path("reports/mous/<int:pk>/delivery/", delivery_views.delivery_page, name="reports-delivery"),
+    path(
+        "reports/mous/<int:pk>/delivery/start/", delivery_views.delivery_start, name="reports-delivery-start"
+    ),
+    path(
+        "reports/mous/<int:pk>/delivery/status/",
+        delivery_views.delivery_status,
+        name="reports-delivery-status",
+    ),
 ]

@@ -182,6 +182,26 @@ def dedicated_worker(worker_environment, tmp_path):
         stop_worker(proc)
 
 
+@pytest.fixture
+def worker_with_env(worker_environment, tmp_path, dedicated_worker):
+    """Like dedicated_worker, with extra environment variables for the worker (e.g. a
+    throughput limit, or roots the session worker does not have); stopped after. It uses
+    dedicated_worker so that the test shares the workers' DATA_ROOT."""
+    started: list[subprocess.Popen] = []
+
+    def start(queue: str, env: dict[str, str]) -> WorkerProcess:
+        name = f"envworker-{uuid.uuid4().hex[:8]}@localhost"
+        log = tmp_path / f"{name}.log"
+        proc = _start_worker({**worker_environment, **env}, log, name, queues=queue)
+        started.append(proc)
+        _wait_for_worker(name, proc, log)
+        return WorkerProcess(proc, name, log)
+
+    yield start
+    for proc in started:
+        stop_worker(proc)
+
+
 # --- browser ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):

@@ -144,8 +144,8 @@ def deliver_by_links(page: Page, base: str) -> None:
     page.get_by_role("link", name=re.compile("Whiteboard|My work")).first.click()
     page.get_by_role("link", name=NGC_MOUS).first.click()
     page.click("#delivery-link")
-    page.click("#start-delivery")
-    expect(page.locator("#delivery-progress")).to_contain_text("Done", timeout=300_000)
+    page.click("#start-package")
+    expect(page.locator("#delivery-status")).to_have_text("Done", timeout=300_000)
 
 
 def check_delivery(mous: Mous) -> None:

@@ -134,6 +134,11 @@ ROUTES = {
     "reports-review-decide": [
         page(other=403, own=403, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})
     ],
+    "reports-delivery": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-delivery-status": [everyone_reads(302, kwargs=lambda m: {"pk": m.pk})],
+    "reports-delivery-start": [
+        page(other=403, own=403, drm=302, method="post", kwargs=lambda m: {"pk": m.pk})
+    ],
     "reports-qa2-file": [
         page(other=404, own=404, drm=404, kwargs=lambda m: {**_eb(m), "name": "textfile.txt"})
     ],
