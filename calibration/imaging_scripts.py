@@ -255,6 +255,7 @@ def imaging_script(data: dict, request: ImagingRequest, continuum: Sequence[Cont
                 f"  spw = '{rep['id']}',",
                 "  specmode = 'cube',",
                 f"  width = {width},",
+                *_restfreq(rep, request),
                 "  outframe = 'LSRK',",
                 "  restoringbeam = 'common',",
                 f"  niter = {NITER},",
@@ -296,6 +297,14 @@ def imaging_script(data: dict, request: ImagingRequest, continuum: Sequence[Cont
             "the weights predict when that is lower"
         )
     return w.render(lines)
+
+
+def _restfreq(spw: dict, request: ImagingRequest) -> list[str]:
+    """The representative frequency as the cube's rest frequency when the cube holds it (the
+    line the request is about), so the spectral axis has velocities."""
+    f = request.representative_frequency_ghz
+    lo, hi = sorted((spw["first_freq_ghz"], spw["last_freq_ghz"]))
+    return [f"  restfreq = '{f}GHz',"] if f is not None and lo <= f <= hi else []
 
 
 def _threshold_text(mjy: float | None) -> str:

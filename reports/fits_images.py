@@ -19,7 +19,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 
-from assignments.datafiles import open_confined
+from assignments.datafiles import UnsafePath, open_confined
 
 MAX_SIDE = 512
 TICKS = 5
@@ -128,9 +128,35 @@ def beam_ellipse(header: fits.Header, nx: int, ny: int) -> dict | None:
     }
 
 
-def plane_payload(base: Path, name: str, channel: int = 0) -> dict:
+def _b64(values: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode()
+
+
+def snr_plane(base: Path, pb_name: str, channel: int, plane: np.ndarray, rms: float) -> np.ndarray | None:
+    """Signal to noise of a primary-beam corrected plane: value x pb / rms (the noise of a
+    pb-corrected image is rms / pb). None when the primary beam cannot be read or differs."""
+    try:
+        hdul, handle = _open(base, pb_name)
+    except (OSError, UnsafePath, ImageUnreadable):
+        return None
+    try:
+        pb = _plane(hdul[0], min(channel, channel_count(hdul[0].header) - 1))
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    finally:
+        hdul.close()
+        handle.close()
+    if pb.shape != plane.shape:
+        return None
+    return plane * pb / rms
+
+
+def plane_payload(
+    base: Path, name: str, channel: int = 0, *, pb_name: str | None = None, rms: float | None = None
+) -> dict:
     """One plane of `name` (in `base`) for the page: z (base64 float32, row-major), its shape,
-    the pixel each block starts at, RA/Dec ticks, the beam, the channel's frequency."""
+    the pixel each block starts at, RA/Dec ticks, the beam, the channel's frequency; with the
+    primary beam `pb_name` and the image's `rms`, also `snr` (for the contours)."""
     hdul, handle = _open(base, name)
     try:
         hdu = hdul[0]
@@ -151,12 +177,17 @@ def plane_payload(base: Path, name: str, channel: int = 0) -> dict:
             "shape": [int(small.shape[0]), int(small.shape[1])],
             "pixels": [int(ny), int(nx)],
             "stride": stride,
-            "z": base64.b64encode(np.ascontiguousarray(small, dtype="<f4").tobytes()).decode(),
+            "z": _b64(small),
             "unit": str(header.get("BUNIT", "")),
             "peak": float(finite.max()) if finite.size else None,
             "ticks": _ticks(_wcs(header), nx, ny),
             "beam": beam_ellipse(header, nx, ny),
+            "rms": rms,
+            "snr": None,
         }
+        if pb_name and rms:
+            snr = snr_plane(base, pb_name, channel, plane, rms)
+            payload["snr"] = _b64(block_mean(snr.astype(np.float32), stride)) if snr is not None else None
         return payload
     except ImageUnreadable:
         raise
@@ -188,7 +219,8 @@ def spectrum_payload(base: Path, name: str, x: int, y: int) -> dict:
             "ra": coord.ra.to_string(unit=u.hour, sep=":", precision=3),
             "dec": coord.dec.to_string(unit=u.deg, sep=":", precision=2),
             "freq_ghz": frequencies_ghz(header)[: len(values)],
-            "values": [float(v) if np.isfinite(v) else None for v in values],
+            # A channel tclean could not image (blank PSF) is exactly 0: no value, not a 0 Jy point.
+            "values": [float(v) if np.isfinite(v) and v != 0.0 else None for v in values],
             "unit": str(header.get("BUNIT", "")),
         }
     except ImageUnreadable:

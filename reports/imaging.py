@@ -1,12 +1,16 @@
 """The image QA of a MOUS, read back for the pages: the latest imaging run's images and their
 suggested QA2 outcome against the PI's request (reports.image_assessment; the DRM decides)."""
 
+from dataclasses import replace
+
 from assignments.datafiles import UnsafePath, is_file_confined
 from assignments.models import Mous
+from calibration.combination import latest_calibration_run
 from calibration.imaging import imaging_folder, latest_script_run
 from calibration.models import Run, Script
 from reports import image_assessment
-from reports.models import ImageQA
+from reports.models import Finding, ImageQA
+from reports.thresholds import OPEN_SCORE
 
 
 def latest_imaging_run(mous: Mous) -> Run | None:
@@ -70,6 +74,26 @@ def request_of(mous: Mous) -> image_assessment.Request:
 
 
 def mous_assessment(mous: Mous, images: list[ImageQA] | None = None) -> image_assessment.Assessment:
+    """The image's assessment against the request, with a note on the calibration findings
+    still open in each EB's latest run (the reviewer weighs them; they do not change the
+    suggestion, which is about the image)."""
     images = latest_images(mous) if images is None else images
     numbers = [n for n in (numbers_of(q) for q in images) if n is not None]
-    return image_assessment.assess(request_of(mous), numbers)
+    assessment = image_assessment.assess(request_of(mous), numbers)
+    open_findings = []
+    for eb in mous.execution_blocks.order_by("uid"):
+        run = latest_calibration_run(eb)
+        if run is not None:
+            open_findings += [(eb, f) for f in Finding.objects.filter(run=run, score__lte=OPEN_SCORE)]
+    if not open_findings:
+        return assessment
+    worst = sorted(open_findings, key=lambda pair: pair[1].score)[:3]
+    note = image_assessment.Criterion(
+        name="calibration",
+        status=image_assessment.NOTE,
+        value=f"{len(open_findings)} open finding(s): "
+        + "; ".join(f"{eb.uid} {f.topic} {f.antenna} {f.spw_label}".strip() for eb, f in worst),
+        limit="none open, or each judged acceptable",
+        reason="Calibration findings are still open in the EBs' latest runs: check them before deciding.",
+    )
+    return replace(assessment, criteria=(*assessment.criteria, note))

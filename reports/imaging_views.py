@@ -123,10 +123,17 @@ def image_page(request: HttpRequest, pk: int) -> HttpResponse:
             "mous": qa.mous,
             "present": present,
             "has_fits": present.get(qa.pbcor_fits, False),
+            "start_channel": _brightest_channel(qa),
             "assessment": mous_assessment(qa.mous),
             "request_numbers": request_of(qa.mous),
         },
     )
+
+
+def _brightest_channel(qa: ImageQA) -> int:
+    peaks = qa.summary.get("peak_per_channel_jy") or []
+    values = [(p, i) for i, p in enumerate(peaks) if isinstance(p, int | float)]
+    return max(values)[1] if values else 0
 
 
 def _int(request: HttpRequest, name: str, default: int | None = None) -> int:
@@ -142,16 +149,19 @@ def _int(request: HttpRequest, name: str, default: int | None = None) -> int:
 @login_required
 def image_plane(request: HttpRequest, pk: int) -> JsonResponse:
     qa = get_object_or_404(ImageQA.objects.select_related("mous"), pk=pk)
+    rms = qa.summary.get("rms_jy")
     try:
         payload = fits_images.plane_payload(
-            imaging.imaging_folder(qa.mous), qa.pbcor_fits, _int(request, "channel", 0)
+            imaging.imaging_folder(qa.mous),
+            qa.pbcor_fits,
+            _int(request, "channel", 0),
+            pb_name=qa.flux_fits,
+            rms=rms if isinstance(rms, int | float) and rms > 0 else None,
         )
     except (fits_images.ImageUnreadable, UnsafePath) as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     except FileNotFoundError:
         return JsonResponse({"error": f"{qa.pbcor_fits} does not exist (yet)"}, status=404)
-    rms = qa.summary.get("rms_jy")
-    payload["rms"] = rms if isinstance(rms, int | float) else None
     return JsonResponse(payload)
 
 

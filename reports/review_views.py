@@ -1,10 +1,13 @@
 """The DRM's review page: everything at once, then the decision."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from assignments.models import Mous, MousState, user_is_manager
@@ -34,6 +37,9 @@ def review_page(request: HttpRequest, pk: int) -> HttpResponse:
             "readme": ReadmeVersion.objects.filter(mous=mous).first(),
             "is_manager": user_is_manager(request.user),
             "reviewing": mous.state == MousState.REVIEWING,
+            # After a refused decision: what the DRM had chosen and written.
+            "chosen": request.GET.get("outcome") or assessment.outcome,
+            "note": request.GET.get("note", ""),
             "ready": mous.state == MousState.READY_FOR_REVIEW,
         },
     )
@@ -55,9 +61,15 @@ def review_start(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("reports-review", pk=pk)
 
 
+def _back_with_choice(request: HttpRequest, pk: int) -> str:
+    """Back to the review with what the DRM chose, so a refused decision is not reset."""
+    query = urlencode({"outcome": request.POST.get("outcome", ""), "note": request.POST.get("note", "")})
+    return f"{reverse('reports-review', args=[pk])}?{query}"
+
+
 @login_required
 @require_POST
-@refusal_page(back="reports-review", prefix="Decision refused: ")
+@refusal_page(back=_back_with_choice, prefix="Decision refused: ")
 def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
     _require_manager(request)
     mous = get_object_or_404(Mous, pk=pk)

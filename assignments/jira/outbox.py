@@ -93,8 +93,8 @@ def outbox_enqueue_for_state_change(change) -> OutboxComment | None:
         text += f"\nChecklist overridden: {change.checklist_override}"
     attachments: list[dict] = []
     if change.old_state != "BLOCKED":
-        for extra in _extras.get(new, []):
-            more, files = extra(change)
+        for add_to_comment in _extras.get(new, []):
+            more, files = add_to_comment(change)
             text += f"\n\n{more}" if more else ""
             attachments += files
     return outbox_enqueue(

@@ -6,6 +6,7 @@
   const slider = document.getElementById("channel");
   const label = document.getElementById("channel-label");
   let current = null;
+  let latest = 0; // the newest request: an older answer arriving late is dropped
 
   function decode(b64, rows, cols) {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -26,8 +27,10 @@
   }
 
   async function draw(channel) {
+    const ticket = ++latest;
     const url = `${fig.dataset.planeUrl}?channel=${channel}`;
     const data = await (await fetch(url, { credentials: "same-origin" })).json();
+    if (ticket !== latest) return;
     if (data.error) { fig.textContent = data.error; return; }
     current = data;
     const [rows, cols] = data.shape;
@@ -38,24 +41,29 @@
       type: "heatmap", x: xs, y: ys, z, colorscale: "Viridis", colorbar: { title: { text: data.unit } },
       hovertemplate: "x %{x:.0f}, y %{y:.0f}: %{z:.4g} " + data.unit + "<extra></extra>",
     }];
-    const contourLevels = levels(data.rms, data.peak);
-    contourLevels.forEach((level) => {
-      traces.push({
-        type: "contour", x: xs, y: ys, z, showscale: false, hoverinfo: "skip",
-        contours: { start: level, end: level, size: 1, coloring: "none" },
-        line: { color: "white", width: 1 }, name: `${(level / data.rms).toFixed(0)} rms`,
+    // Contours of signal to noise: the pb-corrected value times the primary beam over the rms
+    // (the noise grows towards the edge of a pb-corrected image).
+    if (data.snr) {
+      const snr = decode(data.snr, rows, cols);
+      const peak = Math.max(...snr.flat().filter((v) => v !== null));
+      levels(1, peak).forEach((level) => {
+        traces.push({
+          type: "contour", x: xs, y: ys, z: snr, showscale: false, hoverinfo: "skip",
+          contours: { start: level, end: level, size: 1, coloring: "none" },
+          line: { color: "white", width: 1 }, name: `${level} rms`,
+        });
       });
-    });
+    }
     if (data.beam) {
       traces.push({
         type: "scatter", mode: "lines", x: data.beam.x, y: data.beam.y, fill: "toself",
-        line: { color: "white" }, hoverinfo: "text",
+        fillcolor: "rgba(230, 85, 13, 0.5)", line: { color: "#e6550d", width: 2 }, hoverinfo: "text",
         text: `beam ${data.beam.bmaj_arcsec.toFixed(2)}" x ${data.beam.bmin_arcsec.toFixed(2)}", ${data.beam.bpa_deg.toFixed(0)} deg`,
         showlegend: false,
       });
     }
     const layout = {
-      title: { text: `${data.name} · channel ${data.channel} · ${data.freq_ghz.toFixed(4)} GHz` },
+      title: { text: data.nchan > 1 ? `${data.name} · channel ${data.channel} · ${data.freq_ghz.toFixed(4)} GHz` : `${data.name} · ${data.freq_ghz.toFixed(4)} GHz` },
       xaxis: { title: { text: "RA (J2000)" }, tickvals: data.ticks.x.vals, ticktext: data.ticks.x.text, constrain: "domain" },
       yaxis: { title: { text: "Dec (J2000)" }, tickvals: data.ticks.y.vals, ticktext: data.ticks.y.text, scaleanchor: "x" },
       height: 640, showlegend: false, margin: { t: 40 },
@@ -100,5 +108,8 @@
   if (slider) {
     slider.addEventListener("input", () => { label.textContent = slider.value; draw(Number(slider.value)); });
   }
-  draw(0);
+  // A cube opens on its brightest channel (the line), not on channel 0 (often blank at the edge).
+  const start = Number(fig.dataset.startChannel || 0);
+  if (slider) { slider.value = String(start); label.textContent = String(start); }
+  draw(start);
 })();

@@ -181,7 +181,8 @@ def test_imaging(celery_worker_process, reducer, calibrator_catalogue, tmp_path)
 
 
 def largest_page_payload_mb(tmp_path) -> float:
-    """The image page's plane JSON for a 1000 x 1000 image (the largest page payload)."""
+    """The image page's plane JSON for a 1000 x 1000 image with its contours' signal-to-noise
+    plane (the largest page payload)."""
     import json
     import uuid
 
@@ -204,5 +205,7 @@ def largest_page_payload_mb(tmp_path) -> float:
         header[key] = value
     data = np.random.default_rng(1).normal(size=(1, 1, 1000, 1000)).astype(np.float32)
     fits.PrimaryHDU(data, header).writeto(folder / "big.pbcor.fits")
-    payload = fits_images.plane_payload(folder, "big.pbcor.fits", 0)
+    fits.PrimaryHDU(np.ones_like(data), header).writeto(folder / "big.flux.fits")
+    payload = fits_images.plane_payload(folder, "big.pbcor.fits", 0, pb_name="big.flux.fits", rms=1.0)
+    assert payload["snr"], "the contours' signal-to-noise plane is part of the page"
     return len(json.dumps(payload).encode()) / 1e6
