@@ -70,7 +70,8 @@ def test_the_reducer_completes_the_checklist_and_the_drm_reviews_and_decides(
     pngs = sorted(p.name for p in qa2.glob("*.png"))
     assert pngs and all((qa2 / n).read_bytes().startswith(b"\x89PNG") for n in pngs)
     assert set(report.files) == {"textfile.txt", *pngs}
-    page.reload()
+    # The page follows the report by itself and shows it done.
+    expect(page.locator(f"tr[data-eb='{eb.uid}'] .qa2-state")).to_contain_text("Done", timeout=60_000)
     page.locator(f"tr[data-eb='{eb.uid}'] .qa2-link").click()
     expect(page.locator("#textfile")).to_contain_text("HD_163296")
     expect(page.locator("#qa2-plots img")).to_have_count(len(pngs))
