@@ -140,20 +140,28 @@ def combination_sources(mous: Mous) -> list[CopySource]:
     return sources
 
 
-def made_by_combination(mous: Mous) -> list[str]:
-    """Top-level names in Combination/calibrated that a combination made (copies, run products,
-    the runs' script copies and logs)."""
-    names: set[str] = set()
-    for copy in CalibratedCopy.objects.filter(mous=mous, destination=CalibratedCopy.Destination.COMBINATION):
+def made_in(mous: Mous, destination: str, folder: Path, also: set[str]) -> list[str]:
+    """Top-level names in `folder` that the work there made: what the copies into it copied,
+    the products of the runs in it, their script copies and logs, and `also` (what the
+    generated scripts make beside their products)."""
+    names: set[str] = set(also)
+    for copy in CalibratedCopy.objects.filter(mous=mous, destination=destination):
         for item in copy.copied:
             names.update(item.get("names", []))
-    folder = str(combination_folder(mous))
-    for run in Run.objects.filter(folder=folder):
+    for run in Run.objects.filter(folder=str(folder)):
         names.update({run.casa_log_name, run.output_log_name})
         if run.script_version is not None:
             names.add(run.script_version.script.filename)
-    for relpath in Product.objects.filter(run__folder=folder).values_list("relpath", flat=True):
+    for relpath in Product.objects.filter(run__folder=str(folder)).values_list("relpath", flat=True):
         names.add(relpath.split("/", 1)[0])
-    # What the generated script makes beside its products (flag versions of its inputs).
-    names.update({COMBINED_MS, f"{COMBINED_MS}.flagversions", f"{COMBINED_MS}.listobs"})
     return sorted(n for n in names if n and "/" not in n and n not in {".", ".."})
+
+
+def made_by_combination(mous: Mous) -> list[str]:
+    """What a combination made in Combination/calibrated (the concat's flag versions too)."""
+    return made_in(
+        mous,
+        CalibratedCopy.Destination.COMBINATION,
+        combination_folder(mous),
+        {COMBINED_MS, f"{COMBINED_MS}.flagversions", f"{COMBINED_MS}.listobs"},
+    )

@@ -16,9 +16,9 @@ from django.db import transaction
 from assignments.datafiles import eb_folder, inside_data_root, mous_folder
 from assignments.models import Mous
 from calibration import continuum, imaging_scripts, task_names
-from calibration.combination import COMBINED_MS, SPLIT_SUFFIX, CopySource, latest_calibration_run
+from calibration.combination import COMBINED_MS, SPLIT_SUFFIX, CopySource, latest_calibration_run, made_in
 from calibration.imaging_names import PREPARED_MS
-from calibration.models import CalibratedCopy, DataSummary, ImagingData, Product, Run, Script, ScriptVersion
+from calibration.models import CalibratedCopy, DataSummary, ImagingData, Run, Script, ScriptVersion
 from calibration.runs import ACTIVE_RUN_STATES, IMAGING_FOLDER, RunRefused, combination_folder
 from calibration.scripts import script_get_or_create, script_version_create
 from calibration.standard_scripts import field_roles
@@ -74,20 +74,13 @@ def imaging_sources(mous: Mous) -> list[CopySource]:
 
 
 def made_by_imaging(mous: Mous) -> list[str]:
-    """Top-level names in Imaging/ that imaging made: copies, run products, scripts, logs."""
-    names: set[str] = set()
-    for copy in CalibratedCopy.objects.filter(mous=mous, destination=CalibratedCopy.Destination.IMAGING):
-        for item in copy.copied:
-            names.update(item.get("names", []))
-    folder = str(imaging_folder(mous))
-    for run in Run.objects.filter(folder=folder):
-        names.update({run.casa_log_name, run.output_log_name})
-        if run.script_version is not None:
-            names.add(run.script_version.script.filename)
-    for relpath in Product.objects.filter(run__folder=folder).values_list("relpath", flat=True):
-        names.add(relpath.split("/", 1)[0])
-    names.update({PREPARED_MS, f"{PREPARED_MS}.flagversions", f"{PREPARED_MS}.listobs", COMBINED_MS})
-    return sorted(n for n in names if n and "/" not in n and n not in {".", ".."})
+    """What imaging made in Imaging/: copies, run products, scripts, logs, the prepared MS."""
+    return made_in(
+        mous,
+        CalibratedCopy.Destination.IMAGING,
+        imaging_folder(mous),
+        {PREPARED_MS, f"{PREPARED_MS}.flagversions", f"{PREPARED_MS}.listobs", COMBINED_MS},
+    )
 
 
 def latest_copy(mous: Mous) -> CalibratedCopy | None:

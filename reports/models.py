@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from assignments.models import ExecutionBlock, Mous
-from calibration.models import Product, Run, RunStep, ScriptVersion
+from calibration.models import CopyProgress, Product, Run, RunStep, ScriptVersion
 from reports.thresholds import BLUE, RED, YELLOW
 
 
@@ -249,7 +249,7 @@ class Qa2Report(models.Model):
         return self.status in self.ACTIVE
 
 
-class Delivery(models.Model):
+class Delivery(CopyProgress, models.Model):
     """The data analyst's last step: a QA2-passed MOUS packaged into DELIVERIES_ROOT (the
     packager's tree, a sha256 manifest), or a QA2-failed MOUS folder moved to QA2FAILS_ROOT.
     Built in a staging folder, verified, then renamed into place: a half package is never
@@ -289,13 +289,3 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.pk} of {self.mous} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
-    @property
-    def percent(self) -> int:
-        if self.status == self.Status.DONE:
-            return 100
-        return min(100, int(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
