@@ -414,6 +414,11 @@ class CopyProgress:
             return 0
         return min(100, int(100 * self.bytes_done / self.bytes_total))
 
+    @property
+    def progress(self) -> dict:
+        """What a page polls: the state, how far, and why it failed."""
+        return {"status": self.status, "percent": self.percent, "error": getattr(self, "error", "")}
+
 
 class DataIngest(CopyProgress, TimedWork):
     """Bringing an EB's raw data in: copied (or extracted) into raw/, checked in CASA, then present."""

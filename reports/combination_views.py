@@ -89,7 +89,7 @@ def combination_status(request: HttpRequest, pk: int) -> JsonResponse:
     copy = _copy_state(get_object_or_404(Mous, pk=pk))
     if copy is None:
         return JsonResponse({"status": None})
-    return JsonResponse({"status": copy.status, "percent": copy.percent, "error": copy.error})
+    return JsonResponse(copy.progress)
 
 
 @login_required

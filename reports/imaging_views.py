@@ -62,7 +62,7 @@ def imaging_status(request: HttpRequest, pk: int) -> JsonResponse:
     copy = imaging.latest_copy(get_object_or_404(Mous, pk=pk))
     if copy is None:
         return JsonResponse({"status": None})
-    return JsonResponse({"status": copy.status, "percent": copy.percent, "error": copy.error})
+    return JsonResponse(copy.progress)
 
 
 @login_required

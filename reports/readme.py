@@ -9,7 +9,7 @@ from assignments.datafiles import mous_folder, replace_confined
 from assignments.models import Mous
 from calibration.combination import latest_calibration_run
 from calibration.imaging import latest_imaging_data, latest_script_run
-from calibration.models import DataSummary, Script
+from calibration.models import DataSummary, ImagingData, Script
 from qa2portal.errors import DomainError
 from reports import image_assessment
 from reports.checklist import README_NAME
@@ -29,8 +29,7 @@ def _section(title: str, lines: list[str]) -> list[str]:
     return ["", title, "-" * len(title), *(lines or ["none"])]
 
 
-def _longest_baseline_m(mous: Mous) -> float | None:
-    data = latest_imaging_data(mous)
+def _longest_baseline_m(mous: Mous, data: ImagingData | None) -> float | None:
     if data is not None and data.summary.get("baselines_m"):
         return float(data.summary["baselines_m"]["max"])
     best = None
@@ -117,8 +116,8 @@ def _image_lines(mous: Mous, assessment: image_assessment.Assessment) -> list[st
 def readme_text(mous: Mous) -> str:
     """The README from what the portal knows now (the reducer edits it afterwards)."""
     assessment = mous_assessment(mous)
-    longest = _longest_baseline_m(mous)
     data = latest_imaging_data(mous)
+    longest = _longest_baseline_m(mous, data)
     bandwidth = f"{mous.rms_bandwidth_mhz} MHz" if mous.rms_bandwidth_mhz else "not given"
     lines = [
         f"README of {mous.uid} ({mous.sb_name}), project {mous.project.code}",

@@ -14,7 +14,7 @@ from calibration.combination import latest_calibration_run
 from calibration.imaging import imaging_folder
 from calibration.models import Run, Script
 from qa2portal.errors import DomainError
-from reports import checklist, image_assessment
+from reports import image_assessment
 from reports.imaging import latest_images, mous_assessment
 from reports.models import Finding, ReadmeVersion
 from reports.services import topic_scores
@@ -138,7 +138,3 @@ def decide(*, mous: Mous, outcome: str, note: str, confirmed: bool, by) -> None:
     if not confirmed:
         raise DecisionRefused("confirm the decision (the checkbox): it is final")
     mous.transition(state, by=by, note=note.strip(), check_role=True)
-
-
-def checklist_items(mous: Mous) -> list[checklist.Item]:
-    return checklist.checklist(mous)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from assignments.models import Mous, MousState, user_is_manager
 from qa2portal.errors import refusal_page
-from reports import review
+from reports import checklist, review
 from reports.imaging import latest_images, mous_assessment, request_of
 from reports.models import ReadmeVersion
 
@@ -21,7 +21,7 @@ from reports.models import ReadmeVersion
 def review_page(request: HttpRequest, pk: int) -> HttpResponse:
     mous = get_object_or_404(Mous.objects.select_related("project", "assignee__user"), pk=pk)
     assessment = mous_assessment(mous)
-    items = review.checklist_items(mous)
+    items = checklist.checklist(mous)
     return render(
         request,
         "reports/review.html",
