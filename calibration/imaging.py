@@ -173,7 +173,17 @@ def imaging_script_create(*, mous: Mous, by) -> ScriptVersion:
         raise ImagingRefused(f"{PREPARED_MS} could not be read: {data.summary['cannot_assess']}")
     if not data.summary.get("fields"):
         raise ImagingRefused(f"{PREPARED_MS} holds no target field")
-    text = imaging_scripts.imaging_script(data.summary, request_of(mous), continuum_channels(data.summary))
+    try:
+        text = imaging_scripts.imaging_script(
+            data.summary, request_of(mous), continuum_channels(data.summary)
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # The summary comes out of the run's sandbox, where the reducer's script also ran: a
+        # summary that is not what imaging_data writes is refused, not a server error.
+        raise ImagingRefused(
+            f"what run #{data.run_id} read from {PREPARED_MS} is not usable ({type(exc).__name__}: {exc}): "
+            "run scriptForImagingPrep.py again"
+        ) from None
     script = script_get_or_create(kind=Script.Kind.IMAGING, mous=mous)
     return script_version_create(
         script=script,
